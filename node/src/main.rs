@@ -1,0 +1,33 @@
+//! `paas-node`: the programs that run on a cluster node, one subcommand each.
+//!
+//! In the sim every node is a container running some of these; on AWS the load balancers
+//! run `lb-sync` beside the real nginx.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "paas-node", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    program: Program,
+}
+
+#[derive(Subcommand)]
+enum Program {
+    // One variant per program, each taking the program's own `Args`.
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        match cli.program {}
+    })
+}

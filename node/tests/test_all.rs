@@ -1,0 +1,1 @@
+//! One integration-test binary for `paas-node`: real ZooKeeper, real nginx, the programs as processes.
