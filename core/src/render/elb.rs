@@ -1,0 +1,83 @@
+//! The external load balancer in front of the lbs: a classic ELB on AWS, HAProxy in the sim,
+//! both from one [`LoadBalancerSpec`].
+
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::ports;
+
+/// What the external load balancer does, whichever product implements it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadBalancerSpec {
+    pub name: String,
+    /// Port clients connect to.
+    pub listen_port: u16,
+    /// Port on each member.
+    pub target_port: u16,
+    pub health_check: HealthCheck,
+    /// Spread requests over members in every AZ, not just the client's.
+    pub cross_zone: bool,
+}
+
+/// An HTTP health check of each member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub path: String,
+    pub interval_secs: u32,
+    pub timeout_secs: u32,
+    pub healthy_threshold: u32,
+    pub unhealthy_threshold: u32,
+}
+
+impl HealthCheck {
+    /// The classic ELB's target notation, `HTTP:80/status`.
+    pub fn elb_target(&self, port: u16) -> String {
+        format!("HTTP:{port}{}", self.path)
+    }
+}
+
+impl LoadBalancerSpec {
+    /// The cluster's external load balancer. `interval_secs` is 5 on AWS (the ELB's minimum) and
+    /// 1 in the sim, where detecting a dead lb fast is the point of rehearsing.
+    pub fn external(cluster: &str, interval_secs: u32) -> LoadBalancerSpec {
+        LoadBalancerSpec {
+            name: format!("{cluster}-elb"),
+            listen_port: ports::HTTP,
+            target_port: ports::HTTP,
+            health_check: HealthCheck {
+                path: "/status".into(),
+                interval_secs,
+                timeout_secs: interval_secs.clamp(1, 2),
+                healthy_threshold: 2,
+                unhealthy_threshold: 2,
+            },
+            cross_zone: true,
+        }
+    }
+}
+
+/// HAProxy configuration for the sim's ELB, over the lbs' addresses.
+pub fn haproxy_cfg(lb: &LoadBalancerSpec, members: &[(String, Ipv4Addr)]) -> String {
+    let hc = &lb.health_check;
+    let mut cfg = format!(
+        "# {name}: the sim's stand-in for a classic ELB\n\
+         global\n    maxconn 8192\n\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
+         \x20   option redispatch\n    retries 3\n    retry-on conn-failure empty-response response-timeout 502 503\n\n\
+         frontend http\n    bind *:{listen}\n    default_backend lbs\n\n\
+         backend lbs\n    balance roundrobin\n    option httpchk GET {path}\n    http-check expect status 200\n\
+         \x20   default-server inter {interval}s fall {fall} rise {rise}\n",
+        name = lb.name,
+        listen = lb.listen_port,
+        path = hc.path,
+        interval = hc.interval_secs,
+        fall = hc.unhealthy_threshold,
+        rise = hc.healthy_threshold,
+    );
+    for (name, address) in members {
+        writeln!(cfg, "    server {name} {address}:{} check", lb.target_port).unwrap();
+    }
+    cfg
+}
