@@ -1,0 +1,1 @@
+//! paas backend on local Docker containers.
