@@ -29,9 +29,9 @@ pub struct SpecErrors(pub Vec<SpecError>);
 impl std::fmt::Display for SpecErrors {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.0.len();
-        writeln!(f, "the spec has {n} problem{}:", if n == 1 { "" } else { "s" })?;
+        write!(f, "the spec has {n} problem{}:", if n == 1 { "" } else { "s" })?;
         for e in &self.0 {
-            writeln!(f, "  - {e}")?;
+            write!(f, "\n  - {e}")?;
         }
         Ok(())
     }
@@ -45,12 +45,11 @@ impl SpecError {
             .span()
             .map(|span| line_column(text, span.start))
             .unwrap_or((1, 1));
-        SpecError::Syntax {
-            path: path.to_path_buf(),
-            line,
-            column,
-            message: err.message().trim().to_string(),
+        let mut message = err.message().trim().to_string();
+        if message.starts_with("unknown field") {
+            message.push_str("; remove it or fix its spelling (`paas init` writes a spec listing every key)");
         }
+        SpecError::Syntax { path: path.to_path_buf(), line, column, message }
     }
 
     fn invalid(key: impl Into<String>, value: impl std::fmt::Display, problem: impl Into<String>, fix: impl Into<String>) -> SpecError {
