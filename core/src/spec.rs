@@ -271,3 +271,6 @@ impl ClusterSpec {
 /// The commented default spec `paas init` writes. Parsing it yields [`ClusterSpec::default`]
 /// (a unit test holds the two together).
 pub const DEFAULT_SPEC_TOML: &str = include_str!("spec/default.toml");
+
+#[cfg(test)]
+mod tests;

@@ -264,3 +264,72 @@ fn place_node(role: Role, ordinal: u32, azs: &[Az]) -> Result<Node, PlacementErr
         zk_id: (role == Role::Master).then_some(ordinal),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn spec(masters: u32, slaves: u32, lbs: u32, azs: u32) -> ClusterSpec {
+        let mut spec = ClusterSpec::default();
+        spec.nodes.masters = masters;
+        spec.nodes.slaves = slaves;
+        spec.nodes.lbs = lbs;
+        spec.azs = azs;
+        spec
+    }
+
+    #[test]
+    fn default_cluster_spreads_masters_over_three_azs() {
+        let spec = ClusterSpec::default();
+        let t = Topology::place(&spec, &Topology::sim_zones(3)).unwrap();
+        let azs: BTreeSet<_> = t.nodes_of(Role::Master).map(|n| n.az).collect();
+        assert_eq!(azs.len(), 3);
+        assert_eq!(t.quorum, 2);
+        assert!(t.warnings.is_empty());
+        assert_eq!(t.zk_url("mesos"), "zk://10.20.128.10:2181,10.20.144.10:2181,10.20.160.10:2181/mesos");
+        assert_eq!(t.node("adminlb-1").unwrap().address.to_string(), "10.20.0.10");
+    }
+
+    #[test]
+    fn one_az_holding_a_quorum_of_masters_is_warned_about() {
+        let t = Topology::place(&spec(3, 5, 2, 2), &Topology::sim_zones(2)).unwrap();
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("sim-a"));
+    }
+
+    #[test]
+    fn too_few_zones_names_the_ones_there_are() {
+        let err = Topology::place(&spec(3, 5, 2, 3), &["eu-central-1a".into(), "eu-central-1b".into()]).unwrap_err();
+        assert_eq!(err.to_string(), "the spec asks for 3 AZs but only 2 are available: eu-central-1a, eu-central-1b");
+    }
+
+    proptest! {
+        #[test]
+        fn placement_is_balanced_unique_and_stable(masters in (0u32..5).prop_map(|m| 2 * m + 1), slaves in 1u32..200, lbs in 1u32..10, azs in 1u32..=6) {
+            let t = Topology::place(&spec(masters, slaves, lbs, azs), &Topology::sim_zones(azs)).unwrap();
+            for role in Role::ALL {
+                let mut per_az = vec![0usize; azs as usize];
+                for n in t.nodes_of(role) {
+                    per_az[n.az] += 1;
+                    let az = &t.azs[n.az];
+                    let subnet = if role.tier() == Tier::Front { az.front } else { az.back };
+                    prop_assert!(subnet.contains(&n.address), "{} at {} outside {}", n.name, n.address, subnet);
+                }
+                let (lo, hi) = (per_az.iter().min().unwrap(), per_az.iter().max().unwrap());
+                prop_assert!(hi - lo <= 1, "{role}: per-AZ counts {per_az:?}");
+            }
+            let addresses: BTreeSet<_> = t.nodes.iter().map(|n| n.address).collect();
+            prop_assert_eq!(addresses.len(), t.nodes.len(), "addresses are unique");
+            prop_assert_eq!(t.quorum, masters / 2 + 1);
+            // Stability: one more slave leaves every existing node where it was.
+            let bigger = Topology::place(&spec(masters, slaves + 1, lbs, azs), &Topology::sim_zones(azs)).unwrap();
+            for n in &t.nodes {
+                prop_assert_eq!(Some(n), bigger.node(&n.name));
+            }
+        }
+    }
+}

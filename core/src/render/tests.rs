@@ -1,1 +1,67 @@
+//! Snapshots of the default cluster's rendered configuration: a change to any of these files
+//! shows up in review as a diff.
 
+use super::*;
+use crate::graph::sim_host_address;
+use crate::spec::ClusterSpec;
+use crate::topology::Topology;
+
+fn default_cluster() -> (ClusterSpec, Topology) {
+    let spec = ClusterSpec::default();
+    let topology = Topology::place(&spec, &Topology::sim_zones(spec.azs)).unwrap();
+    (spec, topology)
+}
+
+fn args(config: &NodeConfig, program: &str) -> String {
+    config.programs.iter().find(|p| p.name == program).unwrap().args.join("\n")
+}
+
+#[test]
+fn zookeeper_ensemble() {
+    let (_, topology) = default_cluster();
+    insta::assert_snapshot!(zookeeper::zoo_cfg(&topology));
+    let master2 = topology.node("master-2").unwrap();
+    assert_eq!(zookeeper::myid(master2), "2\n");
+}
+
+#[test]
+fn master_programs() {
+    let (spec, topology) = default_cluster();
+    let config = node_config(&spec, &topology, topology.node("master-1").unwrap(), &[]);
+    let names: Vec<_> = config.programs.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["zookeeper", "mesos-master", "marathon"]);
+    insta::assert_snapshot!("mesos_master_flags", args(&config, "mesos-master"));
+    insta::assert_snapshot!("marathon_flags", args(&config, "marathon"));
+}
+
+#[test]
+fn agent_flags_carry_resources_and_zone() {
+    let (spec, topology) = default_cluster();
+    let config = node_config(&spec, &topology, topology.node("slave-2").unwrap(), &[]);
+    insta::assert_snapshot!(args(&config, "mesos-agent"));
+}
+
+#[test]
+fn lb_nginx_and_lb_sync() {
+    let (spec, topology) = default_cluster();
+    let config = node_config(&spec, &topology, topology.node("lb-1").unwrap(), &[]);
+    insta::assert_snapshot!("lb_nginx_conf", &config.files[0].content);
+    insta::assert_snapshot!("lb_sync_flags", args(&config, "lb-sync"));
+}
+
+#[test]
+fn adminlb_admits_only_admin_sources() {
+    let (spec, topology) = default_cluster();
+    let host = format!("{}/32", sim_host_address(&topology));
+    let config = node_config(&spec, &topology, topology.node("adminlb-1").unwrap(), &[host]);
+    insta::assert_snapshot!(&config.files[0].content);
+}
+
+#[test]
+fn elb_haproxy() {
+    let (_, topology) = default_cluster();
+    let members: Vec<_> = topology.nodes_of(crate::topology::Role::Lb).map(|n| (n.name.clone(), n.address)).collect();
+    let lb = elb::LoadBalancerSpec::external(&topology.cluster, 1);
+    insta::assert_snapshot!(elb::haproxy_cfg(&lb, &members));
+    assert_eq!(elb::LoadBalancerSpec::external("paas", 5).health_check.elb_target(80), "HTTP:80/status");
+}

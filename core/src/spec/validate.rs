@@ -174,6 +174,9 @@ impl ClusterSpec {
         if self.nodes.lbs == 0 {
             errors.push(SpecError::invalid("nodes.lbs", 0, "with no lbs no app is reachable", "use at least 1; 2 or more survive the loss of one"));
         }
+        if self.nodes.lbs > 10 * self.azs.max(1) {
+            errors.push(SpecError::invalid("nodes.lbs", self.nodes.lbs, "the address plan holds 10 lbs per AZ", "use fewer lbs or more azs"));
+        }
         if self.nodes.adminlb > 1 {
             errors.push(SpecError::invalid("nodes.adminlb", self.nodes.adminlb, "there is one admin entry point", "use 0 or 1"));
         }
