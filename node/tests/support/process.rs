@@ -1,0 +1,72 @@
+//! `paas-node` programs run as child processes, killed on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+/// The `paas-node` binary built for these tests.
+pub fn paas_node_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_paas-node"))
+}
+
+/// A running `paas-node <program> <args>`; killed (SIGKILL) when dropped or on [`NodeProcess::kill`].
+pub struct NodeProcess {
+    /// What it runs, for messages.
+    pub name: String,
+    child: Option<Child>,
+}
+
+impl NodeProcess {
+    /// Starts `paas-node <program> <args...>` with its stderr passed through (the test runner
+    /// captures it) and `RUST_LOG` defaulting to `info`. Panics when the binary cannot start.
+    pub fn spawn<I, S>(program: &str, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = Command::new(paas_node_binary());
+        command
+            .arg(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit());
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting paas-node {program}: {e}"));
+        Self {
+            name: program.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process at once (SIGKILL), like losing the machine, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether the process has exited (it is reaped then).
+    pub fn has_exited(&mut self) -> bool {
+        match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(_))) | None => true,
+            Some(Ok(None)) => false,
+            Some(Err(_)) => true,
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
