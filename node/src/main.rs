@@ -15,6 +15,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Program {
     // One variant per program, each taking the program's own `Args`.
+    /// Keeps nginx routing every Marathon app `/foo` as `foo.<domain>`.
+    LbSync(paas_node::lb_sync::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +30,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        match cli.program {}
+        match cli.program {
+            Program::LbSync(args) => Ok(paas_node::lb_sync::run(args).await?),
+        }
     })
 }

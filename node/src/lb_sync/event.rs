@@ -1,0 +1,165 @@
+//! Marathon's `/v2/events` stream: Server-Sent Events decoded from bytes, and what each event
+//! means for the routes.
+
+use super::wire::EventEnvelope;
+
+/// One Server-Sent Event: the `event:` name (if any) and the `data:` lines joined by newlines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseMessage {
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// Decodes a Server-Sent Events byte stream incrementally: bytes go in as they arrive, whole
+/// events come out. Comments (keep-alives) are dropped.
+#[derive(Debug, Default)]
+pub struct SseDecoder {
+    pending: Vec<u8>,
+    event: Option<String>,
+    data: Vec<String>,
+}
+
+impl SseDecoder {
+    /// Feeds `bytes` and returns the events they complete, in order.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseMessage> {
+        self.pending.extend_from_slice(bytes);
+        let mut messages = Vec::new();
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let line = String::from_utf8_lossy(&line[..end]);
+            let line = line.strip_suffix('\r').unwrap_or(&line);
+            if line.is_empty() {
+                if self.event.is_some() || !self.data.is_empty() {
+                    messages.push(SseMessage {
+                        event: self.event.take(),
+                        data: self.data.join("\n"),
+                    });
+                    self.data.clear();
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line, ""),
+            };
+            match field {
+                "event" => self.event = Some(value.to_owned()),
+                "data" => self.data.push(value.to_owned()),
+                // `id` and `retry` do not matter: every reconnect resyncs in full.
+                _ => {}
+            }
+        }
+        messages
+    }
+}
+
+/// What an event means for the routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventEffect {
+    /// Tasks, health or app definitions may have changed: read the apps again.
+    RoutesMayChange,
+    /// Bookkeeping of the event bus itself; nothing to do.
+    Nothing,
+}
+
+/// Event types that cannot change which tasks serve which host. Anything else, including types
+/// this program has never heard of, triggers a (coalesced) resync: a spurious read is cheap, a
+/// missed change is not.
+const IRRELEVANT: &[&str] = &[
+    "event_stream_attached",
+    "event_stream_detached",
+    "subscribe_event",
+    "unsubscribe_event",
+    "framework_message_event",
+    "add_health_check_event",
+    "remove_health_check_event",
+    "deployment_info",
+];
+
+/// The type of an event: its `event:` name, else the `eventType` in its JSON data.
+pub fn event_type(message: &SseMessage) -> Option<String> {
+    message.event.clone().filter(|e| !e.is_empty()).or_else(|| {
+        serde_json::from_str::<EventEnvelope>(&message.data)
+            .ok()
+            .and_then(|e| e.event_type)
+    })
+}
+
+/// What `message` means for the routes.
+pub fn effect(message: &SseMessage) -> EventEffect {
+    match event_type(message) {
+        Some(kind) if IRRELEVANT.contains(&kind.as_str()) => EventEffect::Nothing,
+        _ => EventEffect::RoutesMayChange,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORDED: &str = include_str!("testdata/events.txt");
+
+    #[test]
+    fn decodes_the_recorded_stream_in_any_chunking() {
+        for chunk in [1, 7, 64, RECORDED.len()] {
+            let mut decoder = SseDecoder::default();
+            let messages: Vec<SseMessage> = RECORDED
+                .as_bytes()
+                .chunks(chunk)
+                .flat_map(|c| decoder.push(c))
+                .collect();
+            let kinds: Vec<Option<String>> = messages.iter().map(event_type).collect();
+            assert_eq!(
+                kinds,
+                [
+                    Some("event_stream_attached"),
+                    Some("status_update_event"),
+                    Some("status_update_event")
+                ]
+                .map(|k| k.map(String::from)),
+                "chunk size {chunk}"
+            );
+            let effects: Vec<EventEffect> = messages.iter().map(effect).collect();
+            assert_eq!(
+                effects,
+                [
+                    EventEffect::Nothing,
+                    EventEffect::RoutesMayChange,
+                    EventEffect::RoutesMayChange
+                ]
+            );
+            assert!(messages[2].data.contains("\"taskStatus\":\"TASK_RUNNING\""));
+        }
+    }
+
+    #[test]
+    fn decodes_crlf_comments_multiline_data_and_unnamed_events() {
+        let mut decoder = SseDecoder::default();
+        let messages = decoder.push(
+            b": keep-alive\r\n\r\ndata: {\"eventType\":\r\ndata: \"health_status_changed_event\"}\r\n\r\nevent: subscribe_event\ndata: {}\n\n",
+        );
+        assert_eq!(messages.len(), 2);
+        assert_eq!(
+            messages[0].data,
+            "{\"eventType\":\n\"health_status_changed_event\"}"
+        );
+        assert_eq!(
+            event_type(&messages[0]).as_deref(),
+            Some("health_status_changed_event")
+        );
+        assert_eq!(effect(&messages[0]), EventEffect::RoutesMayChange);
+        assert_eq!(effect(&messages[1]), EventEffect::Nothing);
+    }
+
+    #[test]
+    fn unknown_events_trigger_a_resync() {
+        let message = SseMessage {
+            event: Some("instance_changed_event".into()),
+            data: "{}".into(),
+        };
+        assert_eq!(effect(&message), EventEffect::RoutesMayChange);
+    }
+}

@@ -1,0 +1,78 @@
+//! Following Marathon's event stream: connect to any Marathon, fail over to the next with
+//! backoff when the stream breaks, and signal every event that may change routes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+use super::event::{EventEffect, SseDecoder, effect, event_type};
+use super::marathons::{Backoff, Marathons, error_chain};
+
+/// Where the follower reports, and where it is told to drop its stream.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Notified on every (re)connect and on every event that may change routes.
+    pub changes: Notify,
+    /// Notified when the followed Marathon failed to answer a request, so a stream that is
+    /// still open but dead (a machine gone without closing its connections) is dropped.
+    pub reconnect: Notify,
+}
+
+/// Follows the event stream forever, moving to the next Marathon whenever the current one
+/// fails; sleeps with backoff after every full round of failed connections.
+pub async fn follow_events(marathons: Arc<Marathons>, signals: Arc<Signals>) {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+    let mut index = marathons.current();
+    let mut failures = 0usize;
+    loop {
+        let base = marathons.base(index).clone();
+        match marathons.events(index).await {
+            Ok(response) => {
+                tracing::info!(marathon = %base, "following the event stream");
+                marathons.set_current(index);
+                backoff.reset();
+                failures = 0;
+                // Events may have been missed while not connected: resync in full.
+                signals.changes.notify_one();
+                let reason = read_stream(response, &signals).await;
+                tracing::warn!(marathon = %base, reason, "event stream ended; failing over");
+            }
+            Err(error) => {
+                tracing::warn!(marathon = %base, error = %error_chain(&error), "cannot open the event stream");
+                failures += 1;
+                if failures.is_multiple_of(marathons.len()) {
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        }
+        index = (index + 1) % marathons.len();
+    }
+}
+
+/// Reads events until the stream ends or a reconnect is requested; returns why it stopped.
+async fn read_stream(response: reqwest::Response, signals: &Signals) -> String {
+    let mut body = response.bytes_stream();
+    let mut decoder = SseDecoder::default();
+    loop {
+        tokio::select! {
+            // Cancel-safe: `next` on a stream holds no data between polls.
+            chunk = body.next() => match chunk {
+                Some(Ok(bytes)) => {
+                    for message in decoder.push(&bytes) {
+                        let kind = event_type(&message);
+                        if effect(&message) == EventEffect::RoutesMayChange {
+                            tracing::debug!(event = kind.as_deref().unwrap_or("?"), "routes may change");
+                            signals.changes.notify_one();
+                        }
+                    }
+                }
+                Some(Err(error)) => return error_chain(&error),
+                None => return "closed by Marathon".into(),
+            },
+            // Cancel-safe: a dropped `Notified` passes its wakeup on to the next waiter.
+            () = signals.reconnect.notified() => return "Marathon stopped answering".into(),
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! `paas-node lb-sync`: keeps nginx routing every Marathon app `/foo` as `foo.<domain>`.
+//!
+//! It follows Marathon's `/v2/events` stream on any reachable Marathon (failing over between
+//! them with backoff), coalesces bursts of events, reads `/v2/apps?embed=apps.tasks` after each
+//! burst, on every reconnect and every `--resync`, renders the routes of the healthy running
+//! tasks ([`render::render`]), checks them with `nginx -t`, swaps the routes file atomically and
+//! reloads nginx only when the routes changed. When no Marathon answers, nginx keeps the last
+//! good routes.
+
+pub mod event;
+pub mod follow;
+pub mod marathons;
+pub mod nginx;
+pub mod render;
+pub mod route;
+pub mod route_sync;
+pub mod wire;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use self::follow::{Signals, follow_events};
+use self::marathons::Marathons;
+use self::nginx::Nginx;
+use self::route::{InvalidHostName, VirtualHost};
+use self::route_sync::{RouteSync, RouteSyncConfig};
+
+/// Flags of `paas-node lb-sync`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Marathon base URLs, comma-separated; any of them will do, lb-sync fails over between them.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub marathon: Vec<String>,
+    /// The domain apps are served under: `/group/app` becomes `app.group.<domain>`.
+    #[arg(long)]
+    pub domain: String,
+    /// The routes file lb-sync owns; the main nginx config includes it inside `http {}`.
+    #[arg(long)]
+    pub nginx_conf: PathBuf,
+    /// The nginx executable, used to check the routes (`-t`) and to reload.
+    #[arg(long, default_value = "nginx")]
+    pub nginx_bin: PathBuf,
+    /// nginx's main config, which includes the routes file.
+    #[arg(long, default_value = "/etc/nginx/nginx.conf")]
+    pub nginx_main_conf: PathBuf,
+    /// nginx's prefix (`-p`), when not the compiled-in one.
+    #[arg(long)]
+    pub nginx_prefix: Option<PathBuf>,
+    /// The port the app virtual hosts listen on.
+    #[arg(long, default_value_t = 80)]
+    pub listen: u16,
+    /// Read all apps in full at least this often, events or not.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
+    /// Never reload nginx more often than this.
+    #[arg(long, default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub min_reload_interval: Duration,
+    /// Gather events this long before reading the apps once for the whole burst.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub coalesce: Duration,
+}
+
+/// Why lb-sync cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid --domain")]
+    Domain(#[source] InvalidHostName),
+    #[error("invalid --marathon")]
+    Marathon(#[source] marathons::MarathonError),
+    #[error("--resync must be longer than zero")]
+    Resync,
+}
+
+/// Runs lb-sync until Ctrl-C or SIGTERM.
+///
+/// Fails only when the flags are invalid; Marathon or nginx failures are logged and retried.
+pub async fn run(args: Args) -> Result<(), StartError> {
+    run_until(args, shutdown_signal()).await
+}
+
+/// Runs lb-sync until `shutdown` completes.
+///
+/// Fails only when the flags are invalid.
+pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let domain = VirtualHost::parse(&args.domain).map_err(StartError::Domain)?;
+    if args.resync.is_zero() {
+        return Err(StartError::Resync);
+    }
+    let marathons = Arc::new(Marathons::new(&args.marathon).map_err(StartError::Marathon)?);
+    let nginx = Nginx {
+        bin: args.nginx_bin,
+        main_conf: args.nginx_main_conf,
+        prefix: args.nginx_prefix,
+        routes: args.nginx_conf,
+    };
+    let config = RouteSyncConfig {
+        domain,
+        listen_port: args.listen,
+        resync: args.resync,
+        min_reload_interval: args.min_reload_interval,
+        coalesce: args.coalesce,
+    };
+    let signals = Arc::new(Signals::default());
+    let follower = tokio::spawn(follow_events(marathons.clone(), signals.clone()));
+    RouteSync::new(config, marathons, nginx, signals)
+        .run(shutdown)
+        .await;
+    follower.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        // Cancel-safe: either way lb-sync stops, nothing is lost.
+        _ = tokio::signal::ctrl_c() => {}
+        // Cancel-safe: as above.
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,99 @@
+//! The routes file: one nginx `upstream` and one `server` per routed app, to be included inside
+//! the `http {}` block of the lb's main config (whose default server answers `/status` and 404s
+//! unknown hosts).
+
+use std::fmt::Write;
+
+use super::route::{Route, RoutingTable};
+
+/// How nginx tries a task again: any connection error, timeout or gateway answer moves the
+/// request to the next task, so a task that is dying (before Marathon reports it) fails no
+/// request. Requests not yet sent are always retried; nginx never replays a POST already sent.
+const NEXT_UPSTREAM: &str = "error timeout http_502 http_503 http_504";
+
+/// Renders the routes file for `table`, with every virtual host listening on `listen_port`.
+///
+/// Pure and deterministic: the same table gives the same text, so comparing texts tells
+/// whether nginx needs a reload.
+pub fn render(table: &RoutingTable, listen_port: u16) -> String {
+    let mut out = String::from(
+        "# Routes from Marathon, written by paas-node lb-sync: edits are overwritten.\n",
+    );
+    for route in &table.routes {
+        render_route(&mut out, route, listen_port);
+    }
+    out
+}
+
+/// The upstream name of a route: its first host with dots turned into underscores (hosts never
+/// hold underscores, so names stay distinct).
+pub fn upstream_name(route: &Route) -> String {
+    format!("app_{}", route.hosts[0].as_str().replace('.', "_"))
+}
+
+fn render_route(out: &mut String, route: &Route, listen_port: u16) {
+    let names: Vec<&str> = route.hosts.iter().map(|h| h.as_str()).collect();
+    let names = names.join(" ");
+    // Writing to a String cannot fail.
+    let _ = writeln!(out, "\n# app {}", route.app_id);
+    if route.backends.is_empty() {
+        let _ = writeln!(
+            out,
+            "server {{\n    listen {listen_port};\n    server_name {names};\n    location / {{\n        return 503;\n    }}\n}}"
+        );
+        return;
+    }
+    let upstream = upstream_name(route);
+    let _ = writeln!(out, "upstream {upstream} {{");
+    for backend in &route.backends {
+        // One failure takes a task out for a few seconds, so a dead task costs one retry, not one
+        // per request, until Marathon reports it gone.
+        let _ = writeln!(out, "    server {backend} max_fails=1 fail_timeout=5s;");
+    }
+    let _ = writeln!(out, "}}");
+    let _ = writeln!(
+        out,
+        "server {{\n    listen {listen_port};\n    server_name {names};\n    location / {{\n        \
+         proxy_pass http://{upstream};\n        proxy_next_upstream {NEXT_UPSTREAM};\n        \
+         proxy_next_upstream_timeout 10s;\n    }}\n}}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lb_sync::route::VirtualHost;
+    use crate::lb_sync::wire;
+
+    #[test]
+    fn renders_upstreams_for_routable_tasks_and_503_for_apps_without_any() {
+        let list: wire::AppList = serde_json::from_value(serde_json::json!({"apps": [
+            {"id": "/shop/web", "tasks": [
+                {"id": "1", "host": "10.0.0.1", "ports": [31000], "state": "TASK_RUNNING"},
+                {"id": "2", "host": "10.0.0.2", "ports": [31001], "state": "TASK_KILLING"}
+            ]},
+            {"id": "/idle", "tasks": []}
+        ]}))
+        .unwrap();
+        let table =
+            RoutingTable::from_apps(&list.apps, &VirtualHost::parse("paas.localhost").unwrap());
+        let text = render(&table, 8080);
+        assert!(text.contains("upstream app_web_shop_paas_localhost {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n}"), "{text}");
+        assert!(!text.contains("10.0.0.2"), "{text}");
+        assert!(
+            text.contains("server_name web.shop.paas.localhost;"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "server_name idle.paas.localhost;\n    location / {\n        return 503;"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("proxy_next_upstream error timeout http_502"),
+            "{text}"
+        );
+        assert_eq!(text, render(&table, 8080), "rendering is deterministic");
+    }
+}

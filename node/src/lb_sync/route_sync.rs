@@ -1,0 +1,174 @@
+//! Keeping nginx's routes equal to Marathon's healthy running tasks: read the apps, render the
+//! routes, install them if nginx accepts them and they changed, reload nginx.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::follow::Signals;
+use super::marathons::{Marathons, error_chain};
+use super::nginx::{Nginx, NginxError};
+use super::render::render;
+use super::route::{RoutingTable, VirtualHost};
+
+/// The settings of one route sync.
+#[derive(Debug, Clone)]
+pub struct RouteSyncConfig {
+    pub domain: VirtualHost,
+    /// The port every virtual host listens on.
+    pub listen_port: u16,
+    /// The longest time between two full reads of Marathon's apps.
+    pub resync: Duration,
+    /// The shortest time between two nginx reloads.
+    pub min_reload_interval: Duration,
+    /// How long to gather a burst of events before reading the apps once for all of them.
+    pub coalesce: Duration,
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncOutcome {
+    /// The routes were already what nginx serves.
+    Unchanged,
+    /// New routes were installed and nginx reloaded.
+    Reloaded,
+    /// The routes are the ones nginx rejected last time; the last good ones stay served.
+    StillRejected,
+}
+
+/// Why one sync did not bring nginx up to date; the next sync tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("no Marathon answered; nginx keeps the last good routes")]
+    Marathon(#[source] super::marathons::MarathonError),
+    #[error("cannot install or serve the new routes")]
+    Nginx(#[source] NginxError),
+}
+
+/// The route sync's memory between syncs.
+#[derive(Debug)]
+pub struct RouteSync {
+    config: RouteSyncConfig,
+    marathons: Arc<Marathons>,
+    nginx: Nginx,
+    signals: Arc<Signals>,
+    /// The routes text in the routes file, once lb-sync installed one.
+    installed: Option<String>,
+    /// The routes text nginx was last reloaded with.
+    served: Option<String>,
+    /// The last routes text nginx rejected, so the same text is not checked again and again.
+    rejected: Option<String>,
+    last_reload: Option<Instant>,
+}
+
+impl RouteSync {
+    pub fn new(
+        config: RouteSyncConfig,
+        marathons: Arc<Marathons>,
+        nginx: Nginx,
+        signals: Arc<Signals>,
+    ) -> RouteSync {
+        RouteSync {
+            config,
+            marathons,
+            nginx,
+            signals,
+            installed: None,
+            served: None,
+            rejected: None,
+            last_reload: None,
+        }
+    }
+
+    /// Runs until `shutdown` completes: syncs after each burst of events (and on every
+    /// reconnect, which the follower signals as a change), and in full every `resync`.
+    /// A failed sync is logged and retried with the next trigger or after a short delay.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let retry_delay = self.config.coalesce.max(Duration::from_millis(500));
+        let mut resync = tokio::time::interval(self.config.resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut due: Option<Instant> = None;
+        loop {
+            let sleep_until = due.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                // Cancel-safe: a dropped `Notified` passes its wakeup on to the next waiter.
+                () = self.signals.changes.notified() => {
+                    // Coalesce: the first event of a burst starts the clock, the others ride along.
+                    due.get_or_insert_with(|| Instant::now() + self.config.coalesce);
+                }
+                // Cancel-safe: `tick` only consumes a tick when it completes.
+                _ = resync.tick() => {
+                    due = Some(Instant::now());
+                }
+                // Cancel-safe: a sleep can be recreated at any time with the same deadline.
+                () = tokio::time::sleep_until(sleep_until), if due.is_some() => {
+                    due = None;
+                    match self.sync().await {
+                        Ok(SyncOutcome::StillRejected) => {
+                            tracing::warn!("Marathon's routes are still the ones nginx rejected; serving the last good ones");
+                        }
+                        Ok(outcome) => tracing::debug!(?outcome, "routes in sync"),
+                        // Rejected routes will not change by trying again: wait for Marathon to change.
+                        Err(error @ SyncError::Nginx(NginxError::Rejected { .. })) => {
+                            tracing::error!(error = %error_chain(&error), "route sync failed");
+                        }
+                        Err(error) => {
+                            tracing::error!(error = %error_chain(&error), "route sync failed");
+                            due = Some(Instant::now() + retry_delay);
+                        }
+                    }
+                }
+                // Cancel-safe: `shutdown` is pinned and polled again on every turn.
+                () = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Reads Marathon once and brings nginx up to date.
+    ///
+    /// Fails when no Marathon answers (nothing is changed), when nginx rejects the new routes
+    /// (the previous file stays installed), or when nginx cannot be reloaded (retried next time).
+    pub async fn sync(&mut self) -> Result<SyncOutcome, SyncError> {
+        let followed = self.marathons.current();
+        let (apps, answered) = match self.marathons.apps().await {
+            Ok(found) => found,
+            Err(error) => {
+                self.signals.reconnect.notify_one();
+                return Err(SyncError::Marathon(error));
+            }
+        };
+        if answered != followed {
+            // The followed Marathon failed to answer: its stream may be dead without knowing it.
+            self.signals.reconnect.notify_one();
+        }
+        let table = RoutingTable::from_apps(&apps.apps, &self.config.domain);
+        let routes = render(&table, self.config.listen_port);
+        if self.rejected.as_deref() == Some(routes.as_str()) {
+            return Ok(SyncOutcome::StillRejected);
+        }
+        if self.installed.as_deref() != Some(routes.as_str()) {
+            if let Err(error) = self.nginx.install(&routes).await {
+                if matches!(error, NginxError::Rejected { .. }) {
+                    self.rejected = Some(routes);
+                }
+                return Err(SyncError::Nginx(error));
+            }
+            let backends: usize = table.routes.iter().map(|r| r.backends.len()).sum();
+            tracing::info!(apps = table.routes.len(), backends, "installed new routes");
+            self.installed = Some(routes);
+        }
+        if self.served == self.installed {
+            return Ok(SyncOutcome::Unchanged);
+        }
+        if let Some(last) = self.last_reload {
+            tokio::time::sleep_until(last + self.config.min_reload_interval).await;
+        }
+        self.last_reload = Some(Instant::now());
+        self.nginx.reload().await.map_err(SyncError::Nginx)?;
+        self.served = self.installed.clone();
+        tracing::info!("nginx reloaded");
+        Ok(SyncOutcome::Reloaded)
+    }
+}
