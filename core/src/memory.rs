@@ -72,6 +72,11 @@ impl MemoryBackend {
         self.world.lock().unwrap().faults.insert(base + n, fault);
     }
 
+    /// Forgets faults not yet triggered.
+    pub fn clear_faults(&self) {
+        self.world.lock().unwrap().faults.clear();
+    }
+
     /// Adds latency to every call.
     pub fn set_latency(&self, latency: Duration) {
         *self.latency.lock().unwrap() = latency;

@@ -1,0 +1,221 @@
+//! The engine's guarantees, checked against the in-memory backend with proptest.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use paas_core::engine::{Action, ApplyOptions, Engine, StateStore, plan};
+use paas_core::memory::{Fault, MemoryBackend};
+use paas_core::resource::ResourceId;
+use paas_core::{Backend, ClusterSpec, Graph, Target, Topology};
+use proptest::prelude::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+}
+
+fn options() -> ApplyOptions {
+    ApplyOptions { parallelism: 4, attempts: 3, retry_delay: Duration::from_millis(1) }
+}
+
+fn graph(spec: &ClusterSpec, target: Target) -> Graph {
+    let topology = Topology::place(spec, &Topology::sim_zones(spec.azs)).unwrap();
+    Graph::desired(spec, &topology, target)
+}
+
+/// The world as (id → fingerprints), failing on duplicate ids.
+fn world(backend: &MemoryBackend) -> BTreeMap<ResourceId, paas_core::resource::Fingerprint> {
+    let mut out = BTreeMap::new();
+    for (_, o) in backend.snapshot() {
+        assert!(out.insert(o.id.clone(), o.fingerprint.clone()).is_none(), "duplicate resource {}", o.id);
+    }
+    out
+}
+
+fn desired_world(g: &Graph) -> BTreeMap<ResourceId, paas_core::resource::Fingerprint> {
+    g.resources().iter().map(|r| (r.id.clone(), r.fingerprint())).collect()
+}
+
+fn arb_spec() -> impl Strategy<Value = ClusterSpec> {
+    ((0u32..3).prop_map(|m| 2 * m + 1), 1u32..12, 1u32..4, 1u32..=3, any::<bool>()).prop_map(|(masters, slaves, lbs, azs, single_nat)| {
+        let mut spec = ClusterSpec::default();
+        spec.nodes.masters = masters;
+        spec.nodes.slaves = slaves;
+        spec.nodes.lbs = lbs;
+        spec.azs = azs;
+        if single_nat {
+            spec.aws.nat = paas_core::spec::NatMode::Single;
+        }
+        spec
+    })
+}
+
+fn arb_target() -> impl Strategy<Value = Target> {
+    prop_oneof![Just(Target::Sim), Just(Target::Aws)]
+}
+
+fn no_events(_: paas_core::engine::Event) {}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn apply_then_plan_is_empty(spec in arb_spec(), target in arb_target()) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = MemoryBackend::new();
+        let engine = Engine::new(&backend, StateStore::new(dir.path(), &spec.name, "memory"), options());
+        let g = graph(&spec, target);
+        runtime().block_on(async {
+            let (first, _) = engine.apply(&g, "test", &no_events).await.unwrap();
+            prop_assert_eq!(first.count(Action::Create), g.len());
+            let observed = backend.list(&spec.name).await.unwrap();
+            let again = plan(&g, &observed);
+            prop_assert!(again.is_empty(), "second plan: {:?}", again.steps);
+            // The state file records exactly the world.
+            let state = engine.store().load().unwrap();
+            prop_assert_eq!(state.resources.len(), g.len());
+            Ok(())
+        })?;
+        prop_assert_eq!(world(&backend), desired_world(&g));
+    }
+
+    #[test]
+    fn any_sequence_of_specs_converges_to_the_last(specs in prop::collection::vec(arb_spec(), 1..5), target in arb_target()) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = MemoryBackend::new();
+        let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
+        runtime().block_on(async {
+            for spec in &specs {
+                let g = graph(spec, target);
+                engine.apply(&g, "test", &no_events).await.unwrap();
+                prop_assert_eq!(world(&backend), desired_world(&g));
+            }
+            Ok(())
+        })?;
+    }
+
+    #[test]
+    fn an_interrupted_apply_is_finished_by_the_next_without_duplicates(
+        spec in arb_spec(),
+        target in arb_target(),
+        call in 1u64..80,
+        after_effect in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = MemoryBackend::new();
+        let engine = Engine::new(&backend, StateStore::new(dir.path(), &spec.name, "memory"), options());
+        let g = graph(&spec, target);
+        backend.inject(call, if after_effect { Fault::FailAfterEffect } else { Fault::Fail });
+        runtime().block_on(async {
+            // The first run may fail anywhere (or not at all, if `call` is past its last call).
+            let _ = engine.apply(&g, "test", &no_events).await;
+            backend.clear_faults();
+            engine.apply(&g, "test", &no_events).await.unwrap();
+            let observed = backend.list(&spec.name).await.unwrap();
+            prop_assert!(plan(&g, &observed).is_empty());
+            Ok(())
+        })?;
+        prop_assert_eq!(world(&backend), desired_world(&g));
+    }
+
+    #[test]
+    fn destroy_leaves_nothing_even_after_an_interruption(spec in arb_spec(), target in arb_target(), call in 1u64..60) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = MemoryBackend::new();
+        let engine = Engine::new(&backend, StateStore::new(dir.path(), &spec.name, "memory"), options());
+        let g = graph(&spec, target);
+        runtime().block_on(async {
+            engine.apply(&g, "test", &no_events).await.unwrap();
+            backend.inject(call, Fault::FailAfterEffect);
+            let _ = engine.destroy(&spec.name, target, "test", &no_events).await;
+            backend.clear_faults();
+            engine.destroy(&spec.name, target, "test", &no_events).await.unwrap();
+        });
+        prop_assert!(backend.snapshot().is_empty());
+        prop_assert!(engine.store().load().unwrap().resources.is_empty());
+    }
+}
+
+#[test]
+fn transient_failures_are_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
+    let spec = ClusterSpec::default();
+    let g = graph(&spec, Target::Aws);
+    backend.inject(2, Fault::Transient);
+    backend.inject(5, Fault::Transient);
+    let retries = std::sync::Mutex::new(0);
+    runtime().block_on(engine.apply(&g, "test", &|e| {
+        if matches!(e, paas_core::engine::Event::Retrying { .. }) {
+            *retries.lock().unwrap() += 1;
+        }
+    }))
+    .unwrap();
+    assert_eq!(*retries.lock().unwrap(), 2);
+    assert_eq!(world(&backend), desired_world(&g));
+}
+
+#[test]
+fn a_failed_step_names_the_resource_and_keeps_what_was_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
+    let g = graph(&ClusterSpec::default(), Target::Sim);
+    // Call 1 is the list; call 2 creates the network; call 3 is the first node.
+    backend.inject(3, Fault::Fail);
+    let err = runtime().block_on(engine.apply(&g, "test", &no_events)).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.starts_with("create node/") && text.contains("re-run to continue"), "{text}");
+    let state = engine.store().load().unwrap();
+    assert!(state.resources.contains_key(&ResourceId::parse("network/paas").unwrap()));
+}
+
+#[test]
+fn a_lost_state_file_is_rebuilt_by_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let store = StateStore::new(dir.path(), "paas", "memory");
+    let engine = Engine::new(&backend, store.clone(), options());
+    let g = graph(&ClusterSpec::default(), Target::Aws);
+    runtime().block_on(engine.apply(&g, "test", &no_events)).unwrap();
+    let before = store.load().unwrap();
+    std::fs::remove_file(store.path()).unwrap();
+    let rebuilt = runtime().block_on(engine.refresh("paas", "test")).unwrap();
+    assert_eq!(rebuilt.resources, before.resources);
+}
+
+#[test]
+fn scaling_slaves_touches_only_slaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
+    let mut spec = ClusterSpec::default();
+    runtime().block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events)).unwrap();
+    spec.nodes.slaves = 7;
+    let (p, _) = runtime().block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events)).unwrap();
+    let ids: Vec<String> = p.steps.iter().map(|s| format!("{} {}", s.action.as_str(), s.id)).collect();
+    assert_eq!(ids, ["create node/slave-6", "create node/slave-7"]);
+    spec.nodes.lbs = 3;
+    let (p, _) = runtime().block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events)).unwrap();
+    let ids: Vec<String> = p.steps.iter().map(|s| format!("{} {}", s.action.as_str(), s.id)).collect();
+    assert_eq!(ids, ["create node/lb-3", "update load-balancer/elb"]);
+}
+
+#[test]
+fn duplicates_left_behind_are_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
+    let g = graph(&ClusterSpec::default(), Target::Sim);
+    runtime().block_on(async {
+        engine.apply(&g, "test", &no_events).await.unwrap();
+        // Something created a second copy of a node behind the engine's back.
+        let node = g.get(&ResourceId::parse("node/slave-1").unwrap()).unwrap();
+        let deps = backend.list("paas").await.unwrap().into_iter().map(|o| (o.id.clone(), o)).collect();
+        backend.create("paas", node, &deps).await.unwrap();
+        let (p, _) = engine.apply(&g, "test", &no_events).await.unwrap();
+        assert_eq!(p.steps.len(), 1);
+        assert!(p.steps[0].reason.starts_with("duplicate"), "{:?}", p.steps[0]);
+    });
+    assert_eq!(world(&backend), desired_world(&g));
+}
