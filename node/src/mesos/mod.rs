@@ -2,4 +2,6 @@
 //! API, `/master/state`, leader election in ZooKeeper), so that real frameworks and clients
 //! cannot tell them from Mesos for what the PaaS uses.
 
+pub mod recordio;
+pub mod resources;
 pub mod v1;
