@@ -1,4 +1,5 @@
 //! One integration-test binary for `paas-node`: real ZooKeeper, real nginx, the programs as processes.
 
+mod lb_sync;
 mod mesos;
 mod support;

@@ -47,9 +47,9 @@ pub struct Args {
     /// nginx's prefix (`-p`), when not the compiled-in one.
     #[arg(long)]
     pub nginx_prefix: Option<PathBuf>,
-    /// The port the app virtual hosts listen on.
-    #[arg(long, default_value_t = 80)]
-    pub listen: u16,
+    /// Where the app virtual hosts listen, as nginx's `listen`: a port, or IPv4 address and port.
+    #[arg(long, default_value = "80", value_parser = parse_listen)]
+    pub listen: String,
     /// Read all apps in full at least this often, events or not.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub resync: Duration,
@@ -96,7 +96,7 @@ pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result
     };
     let config = RouteSyncConfig {
         domain,
-        listen_port: args.listen,
+        listen: args.listen,
         resync: args.resync,
         min_reload_interval: args.min_reload_interval,
         coalesce: args.coalesce,
@@ -108,6 +108,19 @@ pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result
         .await;
     follower.abort();
     Ok(())
+}
+
+/// Accepts `80` or `127.0.0.1:80`: nothing else may reach nginx's `listen` directive.
+fn parse_listen(value: &str) -> Result<String, String> {
+    let valid = value.parse::<u16>().is_ok_and(|p| p != 0)
+        || value
+            .parse::<std::net::SocketAddrV4>()
+            .is_ok_and(|a| a.port() != 0);
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("{value:?} is neither a port nor IPv4-address:port"))
+    }
 }
 
 async fn shutdown_signal() {

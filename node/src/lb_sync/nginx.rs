@@ -80,10 +80,10 @@ impl Nginx {
                 source,
             })?;
         // Make the rename itself durable, so a crash cannot bring back the old file.
-        if let Some(dir) = self.routes.parent() {
-            if let Ok(dir) = tokio::fs::File::open(dir).await {
-                let _ = dir.sync_all().await;
-            }
+        if let Some(dir) = self.routes.parent()
+            && let Ok(dir) = tokio::fs::File::open(dir).await
+        {
+            let _ = dir.sync_all().await;
         }
         Ok(())
     }

@@ -11,16 +11,17 @@ use super::route::{Route, RoutingTable};
 /// request. Requests not yet sent are always retried; nginx never replays a POST already sent.
 const NEXT_UPSTREAM: &str = "error timeout http_502 http_503 http_504";
 
-/// Renders the routes file for `table`, with every virtual host listening on `listen_port`.
+/// Renders the routes file for `table`, every virtual host with `listen {listen};` (a port, or
+/// address and port, as nginx's `listen` takes it).
 ///
 /// Pure and deterministic: the same table gives the same text, so comparing texts tells
 /// whether nginx needs a reload.
-pub fn render(table: &RoutingTable, listen_port: u16) -> String {
+pub fn render(table: &RoutingTable, listen: &str) -> String {
     let mut out = String::from(
         "# Routes from Marathon, written by paas-node lb-sync: edits are overwritten.\n",
     );
     for route in &table.routes {
-        render_route(&mut out, route, listen_port);
+        render_route(&mut out, route, listen);
     }
     out
 }
@@ -31,7 +32,7 @@ pub fn upstream_name(route: &Route) -> String {
     format!("app_{}", route.hosts[0].as_str().replace('.', "_"))
 }
 
-fn render_route(out: &mut String, route: &Route, listen_port: u16) {
+fn render_route(out: &mut String, route: &Route, listen: &str) {
     let names: Vec<&str> = route.hosts.iter().map(|h| h.as_str()).collect();
     let names = names.join(" ");
     // Writing to a String cannot fail.
@@ -39,7 +40,7 @@ fn render_route(out: &mut String, route: &Route, listen_port: u16) {
     if route.backends.is_empty() {
         let _ = writeln!(
             out,
-            "server {{\n    listen {listen_port};\n    server_name {names};\n    location / {{\n        return 503;\n    }}\n}}"
+            "server {{\n    listen {listen};\n    server_name {names};\n    location / {{\n        return 503;\n    }}\n}}"
         );
         return;
     }
@@ -53,7 +54,7 @@ fn render_route(out: &mut String, route: &Route, listen_port: u16) {
     let _ = writeln!(out, "}}");
     let _ = writeln!(
         out,
-        "server {{\n    listen {listen_port};\n    server_name {names};\n    location / {{\n        \
+        "server {{\n    listen {listen};\n    server_name {names};\n    location / {{\n        \
          proxy_pass http://{upstream};\n        proxy_next_upstream {NEXT_UPSTREAM};\n        \
          proxy_next_upstream_timeout 10s;\n    }}\n}}"
     );
@@ -77,7 +78,7 @@ mod tests {
         .unwrap();
         let table =
             RoutingTable::from_apps(&list.apps, &VirtualHost::parse("paas.localhost").unwrap());
-        let text = render(&table, 8080);
+        let text = render(&table, "8080");
         assert!(text.contains("upstream app_web_shop_paas_localhost {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n}"), "{text}");
         assert!(!text.contains("10.0.0.2"), "{text}");
         assert!(
@@ -94,6 +95,6 @@ mod tests {
             text.contains("proxy_next_upstream error timeout http_502"),
             "{text}"
         );
-        assert_eq!(text, render(&table, 8080), "rendering is deterministic");
+        assert_eq!(text, render(&table, "8080"), "rendering is deterministic");
     }
 }

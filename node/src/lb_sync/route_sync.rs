@@ -16,8 +16,8 @@ use super::route::{RoutingTable, VirtualHost};
 #[derive(Debug, Clone)]
 pub struct RouteSyncConfig {
     pub domain: VirtualHost,
-    /// The port every virtual host listens on.
-    pub listen_port: u16,
+    /// Where every virtual host listens: nginx's `listen` argument (`80`, `127.0.0.1:8080`).
+    pub listen: String,
     /// The longest time between two full reads of Marathon's apps.
     pub resync: Duration,
     /// The shortest time between two nginx reloads.
@@ -144,7 +144,7 @@ impl RouteSync {
             self.signals.reconnect.notify_one();
         }
         let table = RoutingTable::from_apps(&apps.apps, &self.config.domain);
-        let routes = render(&table, self.config.listen_port);
+        let routes = render(&table, &self.config.listen);
         if self.rejected.as_deref() == Some(routes.as_str()) {
             return Ok(SyncOutcome::StillRejected);
         }

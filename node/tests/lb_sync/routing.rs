@@ -1,0 +1,301 @@
+//! lb-sync end to end against real nginx: Marathon doubles feed apps and events, app tasks answer
+//! with their names, and requests through nginx show who serves what.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use super::backend::TaskServer;
+use super::http::get;
+use super::marathon_double::{Cluster, MarathonDouble, TaskSpec};
+use super::nginx::NginxServer;
+use super::{DOMAIN, start_lb_sync, tally, wait_served_by};
+
+const CONVERGE: Duration = Duration::from_secs(10);
+
+async fn tasks(names: &[&str]) -> Vec<TaskServer> {
+    let mut servers = Vec::new();
+    for name in names {
+        servers.push(TaskServer::start(name).await);
+    }
+    servers
+}
+
+fn specs(servers: &[TaskServer]) -> Vec<TaskSpec> {
+    servers
+        .iter()
+        .map(|s| TaskSpec::running(&s.name, s.port()))
+        .collect()
+}
+
+#[tokio::test]
+async fn lb_sync_serves_every_task_and_follows_scaling() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["a1", "a2", "a3", "a4", "a5"]).await;
+    let group = tasks(&["g1"]).await;
+    cluster.set_app("/app", &[], &specs(&servers[..3]));
+    cluster.set_app("/shop/web-front", &[], &specs(&group));
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
+    let host = format!("app.{DOMAIN}");
+
+    wait_served_by(nginx.port, &host, &["a1", "a2", "a3"], CONVERGE).await;
+    wait_served_by(
+        nginx.port,
+        &format!("web-front.shop.{DOMAIN}"),
+        &["g1"],
+        CONVERGE,
+    )
+    .await;
+    // Unknown hosts reach the main config's default server.
+    assert_eq!(
+        get(nginx.port, &format!("nope.{DOMAIN}"))
+            .await
+            .map(|a| a.0),
+        Some(404)
+    );
+    assert_eq!(get(nginx.port, "whatever").await.map(|a| a.0), Some(404));
+
+    cluster.set_app("/app", &[], &specs(&servers));
+    marathon.publish_status_update("/app", "TASK_RUNNING");
+    wait_served_by(nginx.port, &host, &["a1", "a2", "a3", "a4", "a5"], CONVERGE).await;
+
+    cluster.set_app("/app", &[], &specs(&servers[4..]));
+    marathon.publish_status_update("/app", "TASK_KILLED");
+    wait_served_by(nginx.port, &host, &["a5"], CONVERGE).await;
+
+    // Staging tasks take no traffic; an app without routable tasks answers 503, not 404.
+    let mut staging = specs(&servers[..1]);
+    staging[0].state = "TASK_STAGING";
+    cluster.set_app("/app", &[], &staging);
+    marathon.publish_status_update("/app", "TASK_STAGING");
+    wait_served_by(nginx.port, &host, &["status:503"], CONVERGE).await;
+}
+
+#[tokio::test]
+async fn lb_sync_vhost_labels_override_the_app_id() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["l1", "h1"]).await;
+    cluster.set_app(
+        "/labelled",
+        &[
+            ("PAAS_VHOST", "www.example.test"),
+            ("HAPROXY_0_VHOST", "ignored.example.test"),
+        ],
+        &specs(&servers[..1]),
+    );
+    cluster.set_app(
+        "/legacy",
+        &[("HAPROXY_0_VHOST", "legacy.example.test")],
+        &specs(&servers[1..]),
+    );
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
+    wait_served_by(nginx.port, "www.example.test", &["l1"], CONVERGE).await;
+    wait_served_by(nginx.port, "legacy.example.test", &["h1"], CONVERGE).await;
+    assert_eq!(
+        tally(nginx.port, &format!("labelled.{DOMAIN}"), 3)
+            .await
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["status:404"]
+    );
+    assert_eq!(
+        tally(nginx.port, "ignored.example.test", 3)
+            .await
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["status:404"]
+    );
+}
+
+#[tokio::test]
+async fn lb_sync_a_killed_task_fails_no_request_while_it_leaves() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let mut servers = tasks(&["k1", "k2", "k3"]).await;
+    cluster.set_app("/app", &[], &specs(&servers));
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["k1", "k2", "k3"], CONVERGE).await;
+
+    // Two clients send requests without pause while the task dies and then leaves the routes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (stop, sent, host, port) = (stop.clone(), sent.clone(), host.clone(), nginx.port);
+        clients.push(tokio::spawn(async move {
+            let mut bad = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match get(port, &host).await {
+                    Some((200, _)) => {}
+                    other => bad.push(format!("{other:?}")),
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            bad
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    servers[1].kill().await;
+    // Marathon notices the loss only a while later; nginx must route around the dead task meanwhile.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before_report = sent.load(Ordering::Relaxed);
+    cluster.set_app(
+        "/app",
+        &[],
+        &[
+            TaskSpec::running("k1", servers[0].port()),
+            TaskSpec::running("k3", servers[2].port()),
+        ],
+    );
+    marathon.publish_status_update("/app", "TASK_KILLED");
+    wait_served_by(nginx.port, &host, &["k1", "k3"], CONVERGE).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut failures = Vec::new();
+    for client in clients {
+        failures.extend(client.await.unwrap());
+    }
+    let total = sent.load(Ordering::Relaxed);
+    assert!(
+        before_report > 50,
+        "too few requests while the task was dead but routed: {before_report}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {total} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+#[tokio::test]
+async fn lb_sync_drops_a_task_failing_its_health_check() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["h1", "h2", "h3"]).await;
+    cluster.set_app("/app", &[], &specs(&servers));
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["h1", "h2", "h3"], CONVERGE).await;
+
+    let mut sick = specs(&servers);
+    sick[2].alive = Some(false);
+    cluster.set_app("/app", &[], &sick);
+    marathon.publish(
+        "health_status_changed_event",
+        &serde_json::json!({"appId": "/app", "taskId": "app.h3", "alive": false}),
+    );
+    wait_served_by(nginx.port, &host, &["h1", "h2"], CONVERGE).await;
+
+    // A task with a health check but no result yet is not trusted either.
+    sick[2].alive = None;
+    sick[1].alive = None;
+    cluster.set_app("/app", &[], &sick);
+    marathon.publish(
+        "health_status_changed_event",
+        &serde_json::json!({"appId": "/app", "taskId": "app.h2", "alive": false}),
+    );
+    wait_served_by(nginx.port, &host, &["h1"], CONVERGE).await;
+
+    sick[1].alive = Some(true);
+    sick[2].alive = Some(true);
+    cluster.set_app("/app", &[], &sick);
+    marathon.publish(
+        "health_status_changed_event",
+        &serde_json::json!({"appId": "/app", "taskId": "app.h2", "alive": true}),
+    );
+    wait_served_by(nginx.port, &host, &["h1", "h2", "h3"], CONVERGE).await;
+}
+
+#[tokio::test]
+async fn lb_sync_fails_over_between_marathons_and_keeps_the_last_good_routes() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["f1", "f2", "f3"]).await;
+    cluster.set_app("/app", &[], &specs(&servers));
+    let mut first = MarathonDouble::start(0, cluster.clone()).await;
+    let mut second = MarathonDouble::start(0, cluster.clone()).await;
+    let first_port = first.server.port;
+    let _lb_sync = start_lb_sync(&nginx, &[first.url(), second.url()], &[]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["f1", "f2", "f3"], CONVERGE).await;
+
+    // The first Marathon dies; a change announced by the second must still arrive.
+    first.kill().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.set_app("/app", &[], &specs(&servers[..2]));
+    second.publish_status_update("/app", "TASK_KILLED");
+    wait_served_by(nginx.port, &host, &["f1", "f2"], CONVERGE).await;
+
+    // Every Marathon gone: nginx keeps serving the last good routes, untouched.
+    second.kill().await;
+    let routes = nginx.routes_text();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_served_by(nginx.port, &host, &["f1", "f2"], Duration::from_secs(1)).await;
+    assert_eq!(
+        nginx.routes_text(),
+        routes,
+        "the routes file changed while no Marathon answered"
+    );
+
+    // A Marathon comes back (on the first one's address) with changes made meanwhile, and no
+    // event for them: the reconnect alone must resync.
+    cluster.set_app("/app", &[], &specs(&servers[2..]));
+    let _back = MarathonDouble::start(first_port, cluster.clone()).await;
+    wait_served_by(nginx.port, &host, &["f3"], Duration::from_secs(15)).await;
+}
+
+#[tokio::test]
+async fn lb_sync_never_installs_routes_nginx_rejects() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["r1", "r2"]).await;
+    cluster.set_app("/app", &[], &specs(&servers[..1]));
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["r1"], CONVERGE).await;
+    let good = nginx.routes_text();
+
+    // A valid DNS name, but longer than the main config's server_names_hash_bucket_size allows:
+    // nginx refuses the whole config ("could not build server_names_hash").
+    let long = format!(
+        "{}.{}.{}.example.test",
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(60)
+    );
+    cluster.set_app("/long", &[("PAAS_VHOST", &long)], &specs(&servers[1..]));
+    cluster.set_app("/app", &[], &specs(&servers));
+    marathon.publish_status_update("/long", "TASK_RUNNING");
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            nginx.routes_text(),
+            good,
+            "routes nginx rejects were installed"
+        );
+    }
+    wait_served_by(nginx.port, &host, &["r1"], Duration::from_secs(1)).await;
+    assert!(std::fs::read_dir(nginx.dir.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("candidate")
+    }));
+
+    // Once Marathon's apps render acceptably again, lb-sync catches up.
+    cluster.remove_app("/long");
+    marathon.publish(
+        "app_terminated_event",
+        &serde_json::json!({"appId": "/long"}),
+    );
+    wait_served_by(nginx.port, &host, &["r1", "r2"], CONVERGE).await;
+}
