@@ -54,10 +54,7 @@ impl Decoder {
             return Ok(None);
         };
         let prefix = String::from_utf8_lossy(&self.buffer[..newline]).into_owned();
-        let length: usize = prefix
-            .trim()
-            .parse()
-            .map_err(|_| RecordIoError::Length(prefix.clone()))?;
+        let length: usize = prefix.trim().parse().map_err(|_| RecordIoError::Length(prefix.clone()))?;
         if length > MAX_RECORD {
             return Err(RecordIoError::TooLarge(length));
         }
@@ -147,20 +144,14 @@ mod tests {
     fn rejects_bad_prefix() {
         let mut decoder = Decoder::default();
         decoder.push(b"abc\n{}");
-        assert!(matches!(
-            decoder.next_record(),
-            Err(RecordIoError::Length(_))
-        ));
+        assert!(matches!(decoder.next_record(), Err(RecordIoError::Length(_))));
     }
 
     #[tokio::test]
     async fn stream_of_chunks() {
         let bytes = encode(&Event::heartbeat());
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-            bytes.chunks(3).map(|c| Ok(c.to_vec())).collect();
-        let events: Vec<_> = decode_stream::<Event, _, _, _>(futures::stream::iter(chunks))
-            .collect()
-            .await;
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes.chunks(3).map(|c| Ok(c.to_vec())).collect();
+        let events: Vec<_> = decode_stream::<Event, _, _, _>(futures::stream::iter(chunks)).collect().await;
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].as_ref().unwrap().kind, EventType::Heartbeat);
     }

@@ -68,10 +68,7 @@ impl RangeSet {
     }
 
     fn contains(&self, other: &Self) -> bool {
-        other
-            .0
-            .iter()
-            .all(|&(b, e)| self.0.iter().any(|&(sb, se)| sb <= b && e <= se))
+        other.0.iter().all(|&(b, e)| self.0.iter().any(|&(sb, se)| sb <= b && e <= se))
     }
 
     fn difference(&self, other: &Self) -> Self {
@@ -129,9 +126,7 @@ impl Resources {
     pub fn parse(text: &str) -> Result<Self, ResourcesError> {
         let mut resources = Self::default();
         for item in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, value) = item
-                .split_once(':')
-                .ok_or_else(|| ResourcesError::Syntax(item.to_owned()))?;
+            let (name, value) = item.split_once(':').ok_or_else(|| ResourcesError::Syntax(item.to_owned()))?;
             let name = name.split('(').next().unwrap_or(name).trim().to_owned();
             let value = value.trim();
             if name.is_empty() || value.is_empty() {
@@ -144,14 +139,15 @@ impl Resources {
                 })?;
                 resources.add_ranges(&name, &set);
             } else {
-                let number: f64 = value
-                    .parse()
-                    .ok()
-                    .filter(|v: &f64| v.is_finite() && *v >= 0.0)
-                    .ok_or_else(|| ResourcesError::Scalar {
-                        name: name.clone(),
-                        value: value.to_owned(),
-                    })?;
+                let number: f64 =
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+                        .ok_or_else(|| ResourcesError::Scalar {
+                            name: name.clone(),
+                            value: value.to_owned(),
+                        })?;
                 *resources.scalars.entry(name).or_default() += to_milli(number);
             }
         }
@@ -198,11 +194,7 @@ impl Resources {
             .iter()
             .map(|(name, &value)| decorate(v1::Resource::scalar(name, from_milli(value))));
         let ranges = self.ranges.iter().map(|(name, set)| {
-            let range = set
-                .intervals()
-                .iter()
-                .map(|&(begin, end)| v1::Range { begin, end })
-                .collect();
+            let range = set.intervals().iter().map(|&(begin, end)| v1::Range { begin, end }).collect();
             decorate(v1::Resource::ranges(name, range))
         });
         scalars.chain(ranges).collect()
@@ -308,14 +300,8 @@ impl std::iter::Sum for Resources {
 impl std::fmt::Display for Resources {
     /// The `--resources` syntax: `cpus:2;mem:4096;ports:[31000-32000]`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scalars = self
-            .scalars
-            .iter()
-            .map(|(name, &v)| format!("{name}:{}", from_milli(v)));
-        let ranges = self
-            .ranges
-            .iter()
-            .map(|(name, set)| format!("{name}:{set}"));
+        let scalars = self.scalars.iter().map(|(name, &v)| format!("{name}:{}", from_milli(v)));
+        let ranges = self.ranges.iter().map(|(name, set)| format!("{name}:{set}"));
         let parts: Vec<String> = scalars.chain(ranges).collect();
         f.write_str(&parts.join(";"))
     }
@@ -342,9 +328,7 @@ pub fn parse_attributes(text: &str) -> Result<Vec<v1::Attribute>, ResourcesError
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|item| {
-            let (name, value) = item
-                .split_once(':')
-                .ok_or_else(|| ResourcesError::Syntax(item.to_owned()))?;
+            let (name, value) = item.split_once(':').ok_or_else(|| ResourcesError::Syntax(item.to_owned()))?;
             let (name, value) = (name.trim(), value.trim());
             Ok(match value.parse::<f64>() {
                 Ok(number) if number.is_finite() => v1::Attribute::scalar(name, number),
@@ -380,10 +364,7 @@ mod tests {
         assert_eq!(r.scalar("cpus"), 2.0);
         assert_eq!(r.scalar("mem"), 4096.0);
         assert_eq!(r.range_set("ports").len(), 1001);
-        assert_eq!(
-            r.to_string(),
-            "cpus:2;disk:10000;mem:4096;ports:[31000-32000]"
-        );
+        assert_eq!(r.to_string(), "cpus:2;disk:10000;mem:4096;ports:[31000-32000]");
         assert!(Resources::parse("cpus").is_err());
         assert!(Resources::parse("cpus:-1").is_err());
         assert!(Resources::parse("ports:[5-1]").is_err());
@@ -403,10 +384,7 @@ mod tests {
 
         let port = Resources::parse("ports:[31003-31004]").unwrap();
         let rest = total.minus(&port);
-        assert_eq!(
-            rest.range_set("ports").to_string(),
-            "[31000-31002, 31005-31009]"
-        );
+        assert_eq!(rest.range_set("ports").to_string(), "[31000-31002, 31005-31009]");
         assert!(!rest.contains(&port));
         assert_eq!(rest.plus(&port), total);
     }
@@ -415,10 +393,7 @@ mod tests {
     fn v1_round_trip() {
         let r = Resources::parse("cpus:0.5;mem:128;ports:[1-2, 5-5]").unwrap();
         let wire = r.to_v1(Some("*"));
-        assert_eq!(
-            wire[0].allocation_info.as_ref().unwrap().role.as_deref(),
-            Some("*")
-        );
+        assert_eq!(wire[0].allocation_info.as_ref().unwrap().role.as_deref(), Some("*"));
         assert_eq!(Resources::from_v1(&wire), r);
     }
 
@@ -426,20 +401,13 @@ mod tests {
     fn minimum_offerable() {
         assert!(Resources::parse("cpus:0.01").unwrap().is_allocatable());
         assert!(Resources::parse("mem:32").unwrap().is_allocatable());
-        assert!(
-            !Resources::parse("mem:31;disk:100")
-                .unwrap()
-                .is_allocatable()
-        );
+        assert!(!Resources::parse("mem:31;disk:100").unwrap().is_allocatable());
     }
 
     #[test]
     fn attributes() {
         let a = parse_attributes("zone:a;rack:3").unwrap();
         assert_eq!(a[0], v1::Attribute::text("zone", "a"));
-        assert_eq!(
-            attributes_state_json(&a),
-            serde_json::json!({"zone": "a", "rack": 3.0})
-        );
+        assert_eq!(attributes_state_json(&a), serde_json::json!({"zone": "a", "rack": 3.0}));
     }
 }

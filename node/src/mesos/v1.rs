@@ -18,9 +18,7 @@ pub struct Id {
 impl Id {
     /// An id with the given value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self {
-            value: value.into(),
-        }
+        Self { value: value.into() }
     }
 }
 
@@ -211,9 +209,7 @@ impl Attribute {
         Self {
             name: name.to_owned(),
             kind: ValueType::Text,
-            text: Some(Text {
-                value: value.to_owned(),
-            }),
+            text: Some(Text { value: value.to_owned() }),
             ..Self::default()
         }
     }
@@ -285,9 +281,7 @@ impl FrameworkInfo {
     /// Whether the framework declared the `PARTITION_AWARE` capability (it then gets
     /// TASK_UNREACHABLE instead of TASK_LOST for tasks on removed agents).
     pub fn partition_aware(&self) -> bool {
-        self.capabilities
-            .iter()
-            .any(|c| c.kind == "PARTITION_AWARE")
+        self.capabilities.iter().any(|c| c.kind == "PARTITION_AWARE")
     }
 
     /// The role its offers are allocated to: the first of `roles`, else `role`, else `*`.
@@ -416,14 +410,7 @@ impl TaskState {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Finished
-                | Self::Failed
-                | Self::Killed
-                | Self::Error
-                | Self::Lost
-                | Self::Dropped
-                | Self::Gone
-                | Self::GoneByOperator
+            Self::Finished | Self::Failed | Self::Killed | Self::Error | Self::Lost | Self::Dropped | Self::Gone | Self::GoneByOperator
         )
     }
 
@@ -866,9 +853,7 @@ impl Event {
     /// ERROR with a message.
     pub fn error(message: impl Into<String>) -> Self {
         Self {
-            error: Some(ErrorEvent {
-                message: message.into(),
-            }),
+            error: Some(ErrorEvent { message: message.into() }),
             ..Self::of(EventType::Error)
         }
     }
@@ -941,21 +926,8 @@ mod tests {
         let call: Call = serde_json::from_value(body.clone()).unwrap();
         let accept = call.accept.as_ref().unwrap();
         let task = &accept.operations[0].launch.as_ref().unwrap().task_infos[0];
-        assert_eq!(
-            task.resources[1].ranges.as_ref().unwrap().range[0].end,
-            31001
-        );
-        assert_eq!(
-            task.command
-                .as_ref()
-                .unwrap()
-                .environment
-                .as_ref()
-                .unwrap()
-                .variables[0]
-                .name,
-            "A"
-        );
+        assert_eq!(task.resources[1].ranges.as_ref().unwrap().range[0].end, 31001);
+        assert_eq!(task.command.as_ref().unwrap().environment.as_ref().unwrap().variables[0].name, "A");
         let again: Call = serde_json::from_value(serde_json::to_value(&call).unwrap()).unwrap();
         assert_eq!(again, call);
     }
@@ -978,10 +950,7 @@ mod tests {
             json!({"type": "SUBSCRIBED",
                    "subscribed": {"framework_id": {"value": "f1"}, "heartbeat_interval_seconds": 15.0}})
         );
-        assert_eq!(
-            serde_json::to_value(Event::heartbeat()).unwrap(),
-            json!({"type": "HEARTBEAT"})
-        );
+        assert_eq!(serde_json::to_value(Event::heartbeat()).unwrap(), json!({"type": "HEARTBEAT"}));
         let mut status = TaskStatus::new(Id::new("t1"), TaskState::Running);
         status.timestamp = None;
         status.uuid = Some("AAEC".into());

@@ -1,0 +1,3 @@
+//! `paas-node mesos-master`.
+
+pub mod cluster;
