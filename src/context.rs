@@ -15,7 +15,8 @@ pub struct BadInput(pub String);
 
 /// Whether an error (anywhere in its chain) is the user's input being wrong.
 pub fn is_bad_input(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.is::<BadInput>() || e.is::<SpecErrors>() || e.is::<paas_core::spec::SpecError>())
+    err.chain()
+        .any(|e| e.is::<BadInput>() || e.is::<SpecErrors>() || e.is::<paas_core::spec::SpecError>())
 }
 
 /// A loaded and checked spec.
@@ -41,9 +42,18 @@ impl Context {
             None => ClusterSpec::default(),
         };
         let base_dir = path.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-        let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+        let base_dir = if base_dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base_dir
+        };
         spec.validate(ValidationContext { base_dir: &base_dir })?;
-        Ok(Context { spec, spec_path: path, output: global.output, state_dir: global.state_dir.clone() })
+        Ok(Context {
+            spec,
+            spec_path: path,
+            output: global.output,
+            state_dir: global.state_dir.clone(),
+        })
     }
 
     /// `paas.toml` or `built-in default spec`, for messages.
@@ -70,7 +80,9 @@ impl Context {
             Target::Sim => Topology::sim_zones(self.spec.azs),
             Target::Aws => {
                 let region = self.spec.aws.region.as_deref().unwrap_or("us-east-1");
-                (0..self.spec.azs).map(|i| format!("{region}{}", (b'a' + i as u8) as char)).collect()
+                (0..self.spec.azs)
+                    .map(|i| format!("{region}{}", (b'a' + i as u8) as char))
+                    .collect()
             }
         }
     }

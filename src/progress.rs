@@ -33,7 +33,11 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Progress { bar, quiet, in_flight: Mutex::new(Vec::new()) }
+        Progress {
+            bar,
+            quiet,
+            in_flight: Mutex::new(Vec::new()),
+        }
     }
 
     fn println(&self, line: String) {
@@ -59,7 +63,12 @@ impl Progress {
                     bar.inc(1);
                 }
                 if !self.quiet {
-                    self.println(format!("  {} {id} {} ({:.1}s)", action.mark(), verb(action), elapsed_ms as f64 / 1000.0));
+                    self.println(format!(
+                        "  {} {id} {} ({:.1}s)",
+                        action.mark(),
+                        verb(action),
+                        elapsed_ms as f64 / 1000.0
+                    ));
                 }
             }
             Event::Failed { id, action, error } => {

@@ -24,7 +24,9 @@ impl AppId {
         }
         for segment in trimmed.split('/') {
             let ok = !segment.is_empty()
-                && segment.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+                && segment
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
                 && segment.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && segment.ends_with(|c: char| c.is_ascii_alphanumeric())
                 && segment != "."

@@ -64,7 +64,12 @@ pub enum BackendError {
 
 impl BackendError {
     pub fn failed(op: &'static str, id: impl std::fmt::Display, message: impl Into<String>) -> BackendError {
-        BackendError::Failed { op, id: id.to_string(), message: message.into(), source: None }
+        BackendError::Failed {
+            op,
+            id: id.to_string(),
+            message: message.into(),
+            source: None,
+        }
     }
 
     pub fn is_transient(&self) -> bool {

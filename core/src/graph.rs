@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::render::elb::LoadBalancerSpec;
 use crate::render::{self, ports};
-use crate::resource::{IngressRule, LoadBalancerResource, Member, NodeHost, NodeSpec, Resource, ResourceId, ResourceKind, ResourceSpec, RuleSource};
+use crate::resource::{
+    IngressRule, LoadBalancerResource, Member, NodeHost, NodeSpec, Resource, ResourceId, ResourceKind, ResourceSpec, RuleSource,
+};
 use crate::spec::{ClusterSpec, NatMode};
 use crate::topology::{Role, Tier, Topology};
 
@@ -48,14 +50,26 @@ pub struct Graph {
 
 impl Graph {
     fn new(cluster: &str, target: Target) -> Graph {
-        Graph { cluster: cluster.into(), target, resources: Vec::new(), index: BTreeMap::new() }
+        Graph {
+            cluster: cluster.into(),
+            target,
+            resources: Vec::new(),
+            index: BTreeMap::new(),
+        }
     }
 
     fn add(&mut self, id: ResourceId, depends_on: Vec<ResourceId>, spec: ResourceSpec) -> ResourceId {
-        debug_assert!(depends_on.iter().all(|d| self.index.contains_key(d)), "{id} depends on a resource not yet added");
+        debug_assert!(
+            depends_on.iter().all(|d| self.index.contains_key(d)),
+            "{id} depends on a resource not yet added"
+        );
         debug_assert!(!self.index.contains_key(&id), "{id} added twice");
         self.index.insert(id.clone(), self.resources.len());
-        self.resources.push(Resource { id: id.clone(), depends_on, spec });
+        self.resources.push(Resource {
+            id: id.clone(),
+            depends_on,
+            spec,
+        });
         id
     }
 
@@ -106,7 +120,10 @@ fn sim_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
     let network = g.add(
         ResourceId::new(ResourceKind::Network, &topology.cluster),
         vec![],
-        ResourceSpec::Network { cidr: topology.vpc, gateway: Some(host) },
+        ResourceSpec::Network {
+            cidr: topology.vpc,
+            gateway: Some(host),
+        },
     );
     let admin_sources = vec![format!("{host}/32")];
     for node in &topology.nodes {
@@ -116,7 +133,11 @@ fn sim_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
             Role::Lb => (spec.sim.memory.lb, &spec.sim.images.lb),
             Role::AdminLb => (spec.sim.memory.adminlb, &spec.sim.images.adminlb),
         };
-        let publish = if node.role == Role::AdminLb { vec![(spec.sim.admin_port, ports::HTTP)] } else { vec![] };
+        let publish = if node.role == Role::AdminLb {
+            vec![(spec.sim.admin_port, ports::HTTP)]
+        } else {
+            vec![]
+        };
         g.add(
             node_id(&node.name),
             vec![network.clone()],
@@ -126,7 +147,11 @@ fn sim_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
                 az: topology.az_of(node).name.clone(),
                 tier: node.role.tier(),
                 address: node.address,
-                host: NodeHost::Container { image: image.clone(), memory_mib, publish },
+                host: NodeHost::Container {
+                    image: image.clone(),
+                    memory_mib,
+                    publish,
+                },
                 config: render::node_config(spec, topology, node, &admin_sources),
             }),
         );
@@ -151,18 +176,41 @@ fn sim_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
 }
 
 fn lb_members(topology: &Topology) -> Vec<Member> {
-    topology.nodes_of(Role::Lb).map(|n| Member { node: node_id(&n.name), name: n.name.clone(), address: n.address }).collect()
+    topology
+        .nodes_of(Role::Lb)
+        .map(|n| Member {
+            node: node_id(&n.name),
+            name: n.name.clone(),
+            address: n.address,
+        })
+        .collect()
 }
 
 fn tcp(port: u16, source: RuleSource) -> IngressRule {
-    IngressRule { protocol: "tcp".into(), from_port: port, to_port: port, source }
+    IngressRule {
+        protocol: "tcp".into(),
+        from_port: port,
+        to_port: port,
+        source,
+    }
 }
 
 fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
     let cluster = &topology.cluster;
     let mut g = Graph::new(cluster, Target::Aws);
-    let vpc = g.add(ResourceId::new(ResourceKind::Network, "vpc"), vec![], ResourceSpec::Network { cidr: topology.vpc, gateway: None });
-    let igw = g.add(ResourceId::new(ResourceKind::Gateway, "igw"), vec![vpc.clone()], ResourceSpec::Gateway);
+    let vpc = g.add(
+        ResourceId::new(ResourceKind::Network, "vpc"),
+        vec![],
+        ResourceSpec::Network {
+            cidr: topology.vpc,
+            gateway: None,
+        },
+    );
+    let igw = g.add(
+        ResourceId::new(ResourceKind::Gateway, "igw"),
+        vec![vpc.clone()],
+        ResourceSpec::Gateway,
+    );
 
     let mut front = Vec::new();
     let mut back = Vec::new();
@@ -171,7 +219,11 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
             let id = g.add(
                 ResourceId::new(ResourceKind::Subnet, &format!("{}-{}", tier.as_str(), az.letter)),
                 vec![vpc.clone()],
-                ResourceSpec::Subnet { az: az.name.clone(), tier, cidr },
+                ResourceSpec::Subnet {
+                    az: az.name.clone(),
+                    tier,
+                    cidr,
+                },
             );
             list.push(id);
         }
@@ -188,20 +240,35 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
             g.add(
                 ResourceId::new(ResourceKind::Nat, &az.letter.to_string()),
                 vec![front[az.index].clone(), igw.clone()],
-                ResourceSpec::Nat { az: az.name.clone(), subnet: front[az.index].clone() },
+                ResourceSpec::Nat {
+                    az: az.name.clone(),
+                    subnet: front[az.index].clone(),
+                },
             )
         })
         .collect();
 
     let mut deps = vec![igw.clone()];
     deps.extend(front.iter().cloned());
-    g.add(ResourceId::new(ResourceKind::RouteTable, "front"), deps, ResourceSpec::RouteTable { tier: Tier::Front, via: igw.clone(), subnets: front.clone() });
+    g.add(
+        ResourceId::new(ResourceKind::RouteTable, "front"),
+        deps,
+        ResourceSpec::RouteTable {
+            tier: Tier::Front,
+            via: igw.clone(),
+            subnets: front.clone(),
+        },
+    );
     for az in &topology.azs {
         let nat = nats[az.index.min(nats.len() - 1)].clone();
         g.add(
             ResourceId::new(ResourceKind::RouteTable, &format!("back-{}", az.letter)),
             vec![nat.clone(), back[az.index].clone()],
-            ResourceSpec::RouteTable { tier: Tier::Back, via: nat, subnets: vec![back[az.index].clone()] },
+            ResourceSpec::RouteTable {
+                tier: Tier::Back,
+                via: nat,
+                subnets: vec![back[az.index].clone()],
+            },
         );
     }
 
@@ -212,7 +279,12 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
         ResourceSpec::SecurityGroup {
             name: format!("{cluster}-internal"),
             description: "all traffic between cluster members".into(),
-            rules: vec![IngressRule { protocol: "all".into(), from_port: 0, to_port: 65535, source: RuleSource::SameGroup }],
+            rules: vec![IngressRule {
+                protocol: "all".into(),
+                from_port: 0,
+                to_port: 65535,
+                source: RuleSource::SameGroup,
+            }],
         },
     );
     let elb_sg = g.add(
@@ -233,13 +305,25 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
             rules: vec![tcp(ports::HTTP, RuleSource::Group(elb_sg.clone()))],
         },
     );
-    let admin_rules = spec.admin_cidrs.iter().flat_map(|c| [tcp(ports::HTTP, RuleSource::Cidr(c.clone())), tcp(22, RuleSource::Cidr(c.clone()))]).collect();
+    let admin_rules = spec
+        .admin_cidrs
+        .iter()
+        .flat_map(|c| [tcp(ports::HTTP, RuleSource::Cidr(c.clone())), tcp(22, RuleSource::Cidr(c.clone()))])
+        .collect();
     let admin_sg = g.add(
         sg("admin"),
         vec![vpc.clone()],
-        ResourceSpec::SecurityGroup { name: format!("{cluster}-admin"), description: "admin http and ssh from the admin CIDRs only".into(), rules: admin_rules },
+        ResourceSpec::SecurityGroup {
+            name: format!("{cluster}-admin"),
+            description: "admin http and ssh from the admin CIDRs only".into(),
+            rules: admin_rules,
+        },
     );
-    let key = g.add(ResourceId::new(ResourceKind::KeyPair, cluster), vec![], ResourceSpec::KeyPair { name: cluster.clone() });
+    let key = g.add(
+        ResourceId::new(ResourceKind::KeyPair, cluster),
+        vec![],
+        ResourceSpec::KeyPair { name: cluster.clone() },
+    );
 
     for node in &topology.nodes {
         let az = topology.az_of(node);
@@ -303,11 +387,20 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
         }),
     );
 
-    let zone = g.add(ResourceId::new(ResourceKind::DnsZone, &topology.domain), vec![], ResourceSpec::DnsZone { domain: topology.domain.clone() });
+    let zone = g.add(
+        ResourceId::new(ResourceKind::DnsZone, &topology.domain),
+        vec![],
+        ResourceSpec::DnsZone {
+            domain: topology.domain.clone(),
+        },
+    );
     g.add(
         ResourceId::new(ResourceKind::DnsRecord, "wildcard"),
         vec![zone.clone(), elb.clone()],
-        ResourceSpec::DnsRecord { name: format!("*.{}", topology.domain), target: elb },
+        ResourceSpec::DnsRecord {
+            name: format!("*.{}", topology.domain),
+            target: elb,
+        },
     );
     if let Some(adminlb) = topology.nodes_of(Role::AdminLb).next() {
         let target = node_id(&adminlb.name);
@@ -315,7 +408,10 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
             g.add(
                 ResourceId::new(ResourceKind::DnsRecord, &format!("{ui}-admin")),
                 vec![zone.clone(), target.clone()],
-                ResourceSpec::DnsRecord { name: format!("{ui}.admin.{}", topology.domain), target: target.clone() },
+                ResourceSpec::DnsRecord {
+                    name: format!("{ui}.admin.{}", topology.domain),
+                    target: target.clone(),
+                },
             );
         }
     }
@@ -339,7 +435,11 @@ mod tests {
             for r in g.resources() {
                 for d in &r.depends_on {
                     assert!(seen.contains(d), "{target}: {} depends on {d}, listed later", r.id);
-                    assert!(d.kind().rank() < r.kind().rank() || d.kind() == r.kind(), "{target}: {} depends on higher-rank {d}", r.id);
+                    assert!(
+                        d.kind().rank() < r.kind().rank() || d.kind() == r.kind(),
+                        "{target}: {} depends on higher-rank {d}",
+                        r.id
+                    );
                 }
                 seen.insert(r.id.clone());
             }
@@ -362,8 +462,10 @@ mod tests {
 
     #[test]
     fn admin_and_ssh_are_open_only_to_admin_cidrs() {
-        let mut spec = ClusterSpec::default();
-        spec.admin_cidrs = vec!["203.0.113.0/24".into()];
+        let spec = ClusterSpec {
+            admin_cidrs: vec!["203.0.113.0/24".into()],
+            ..ClusterSpec::default()
+        };
         let g = Graph::desired(&spec, &topology(&spec), Target::Aws);
         for r in g.resources() {
             if let ResourceSpec::SecurityGroup { rules, .. } = &r.spec {

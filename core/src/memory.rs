@@ -107,7 +107,11 @@ impl MemoryBackend {
         *world.calls_by_kind.entry(call).or_default() += 1;
         match world.faults.remove(&n) {
             Some(Fault::Fail) => Err(BackendError::failed(call_name(call), id, format!("injected failure on call {n}"))),
-            Some(Fault::Transient) => Err(BackendError::Transient { op: call_name(call), id: id.into(), message: format!("injected throttling on call {n}") }),
+            Some(Fault::Transient) => Err(BackendError::Transient {
+                op: call_name(call),
+                id: id.into(),
+                message: format!("injected throttling on call {n}"),
+            }),
             other => Ok(other),
         }
     }
@@ -138,7 +142,15 @@ impl Backend for MemoryBackend {
 
     async fn list(&self, cluster: &str) -> Result<Vec<Observed>, BackendError> {
         let fault = self.enter(Call::List, cluster).await?;
-        let found = self.world.lock().unwrap().resources.values().filter(|(c, _)| c == cluster).map(|(_, o)| o.clone()).collect();
+        let found = self
+            .world
+            .lock()
+            .unwrap()
+            .resources
+            .values()
+            .filter(|(c, _)| c == cluster)
+            .map(|(_, o)| o.clone())
+            .collect();
         after_effect(fault, Call::List, cluster)?;
         Ok(found)
     }
@@ -146,7 +158,11 @@ impl Backend for MemoryBackend {
     async fn create(&self, cluster: &str, resource: &Resource, deps: &Resolved) -> Result<Observed, BackendError> {
         let fault = self.enter(Call::Create, resource.id.as_str()).await?;
         if let Some(missing) = resource.depends_on.iter().find(|d| !deps.contains_key(*d)) {
-            return Err(BackendError::failed("create", &resource.id, format!("dependency {missing} not resolved")));
+            return Err(BackendError::failed(
+                "create",
+                &resource.id,
+                format!("dependency {missing} not resolved"),
+            ));
         }
         let provider_id = format!("mem-{}", self.next_id.fetch_add(1, Ordering::SeqCst));
         let mut attrs = BTreeMap::new();
@@ -155,7 +171,12 @@ impl Backend for MemoryBackend {
             attrs.insert("role".into(), node.role.as_str().into());
             attrs.insert("az".into(), node.az.clone());
         }
-        let observed = Observed { id: resource.id.clone(), provider_id: provider_id.clone(), fingerprint: resource.fingerprint(), attrs };
+        let observed = Observed {
+            id: resource.id.clone(),
+            provider_id: provider_id.clone(),
+            fingerprint: resource.fingerprint(),
+            attrs,
+        };
         {
             let mut world = self.world.lock().unwrap();
             world.resources.insert(provider_id, (cluster.into(), observed.clone()));
@@ -172,7 +193,10 @@ impl Backend for MemoryBackend {
         let updated = {
             let mut world = self.world.lock().unwrap();
             let Some((_, found)) = world.resources.get_mut(&current.provider_id) else {
-                return Err(BackendError::NotFound { op: "update", id: resource.id.to_string() });
+                return Err(BackendError::NotFound {
+                    op: "update",
+                    id: resource.id.to_string(),
+                });
             };
             found.fingerprint = resource.fingerprint();
             found.clone()
@@ -186,7 +210,10 @@ impl Backend for MemoryBackend {
         {
             let mut world = self.world.lock().unwrap();
             if world.resources.remove(&current.provider_id).is_none() {
-                return Err(BackendError::NotFound { op: "delete", id: current.id.to_string() });
+                return Err(BackendError::NotFound {
+                    op: "delete",
+                    id: current.id.to_string(),
+                });
             }
             world.nodes.remove(&format!("{cluster}/{}", current.id.name()));
         }
@@ -199,7 +226,10 @@ impl Backend for MemoryBackend {
             let mut world = self.world.lock().unwrap();
             let key = format!("{cluster}/{}", node.id.name());
             let Some(state) = world.nodes.get_mut(&key) else {
-                return Err(BackendError::NotFound { op: "node operation", id: node.id.to_string() });
+                return Err(BackendError::NotFound {
+                    op: "node operation",
+                    id: node.id.to_string(),
+                });
             };
             *state = match op {
                 NodeOp::Stop | NodeOp::Kill => NodeState::Stopped,

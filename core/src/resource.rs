@@ -133,21 +133,46 @@ pub struct Resource {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ResourceSpec {
     /// The VPC on AWS; the Docker network in the sim (`gateway` is the host's address on it).
-    Network { cidr: Ipv4Net, gateway: Option<Ipv4Addr> },
+    Network {
+        cidr: Ipv4Net,
+        gateway: Option<Ipv4Addr>,
+    },
     /// The internet gateway.
     Gateway,
-    Subnet { az: String, tier: Tier, cidr: Ipv4Net },
+    Subnet {
+        az: String,
+        tier: Tier,
+        cidr: Ipv4Net,
+    },
     /// A NAT gateway (with its Elastic IP) in a front subnet.
-    Nat { az: String, subnet: ResourceId },
+    Nat {
+        az: String,
+        subnet: ResourceId,
+    },
     /// Routes a tier's subnets to the internet through `via` (the gateway or a NAT).
-    RouteTable { tier: Tier, via: ResourceId, subnets: Vec<ResourceId> },
-    SecurityGroup { name: String, description: String, rules: Vec<IngressRule> },
+    RouteTable {
+        tier: Tier,
+        via: ResourceId,
+        subnets: Vec<ResourceId>,
+    },
+    SecurityGroup {
+        name: String,
+        description: String,
+        rules: Vec<IngressRule>,
+    },
     /// An SSH key pair; the backend generates the key locally on first create.
-    KeyPair { name: String },
+    KeyPair {
+        name: String,
+    },
     Node(NodeSpec),
     LoadBalancer(LoadBalancerResource),
-    DnsZone { domain: String },
-    DnsRecord { name: String, target: ResourceId },
+    DnsZone {
+        domain: String,
+    },
+    DnsRecord {
+        name: String,
+        target: ResourceId,
+    },
 }
 
 /// One machine.
@@ -247,7 +272,10 @@ impl Resource {
     /// the fields, so a label written today compares equal tomorrow.
     pub fn fingerprint(&self) -> Fingerprint {
         let (replace, update) = self.split_mutable();
-        Fingerprint { replace: stable_hash(&replace), update: stable_hash(&update) }
+        Fingerprint {
+            replace: stable_hash(&replace),
+            update: stable_hash(&update),
+        }
     }
 
     /// Splits the spec into what can change in place (second) and what cannot (first).

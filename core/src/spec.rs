@@ -156,13 +156,23 @@ impl Default for ClusterSpec {
 
 impl Default for NodeCounts {
     fn default() -> Self {
-        NodeCounts { masters: 3, slaves: 5, lbs: 2, adminlb: 1 }
+        NodeCounts {
+            masters: 3,
+            slaves: 5,
+            lbs: 2,
+            adminlb: 1,
+        }
     }
 }
 
 impl Default for AgentResources {
     fn default() -> Self {
-        AgentResources { cpus: 2.0, mem: 2048, disk: 10_000, ports: "31000-32000".into() }
+        AgentResources {
+            cpus: 2.0,
+            mem: 2048,
+            disk: 10_000,
+            ports: "31000-32000".into(),
+        }
     }
 }
 
@@ -179,7 +189,13 @@ impl Default for SimSpec {
 
 impl Default for RoleMemory {
     fn default() -> Self {
-        RoleMemory { master: 768, slave: 512, lb: 128, adminlb: 64, elb: 64 }
+        RoleMemory {
+            master: 768,
+            slave: 512,
+            lb: 128,
+            adminlb: 64,
+            elb: 64,
+        }
     }
 }
 
@@ -264,7 +280,10 @@ impl ClusterSpec {
 
     /// The admin CIDRs; only valid after [`ClusterSpec::validate`] passed.
     pub fn admin_nets(&self) -> Vec<ipnet::IpNet> {
-        self.admin_cidrs.iter().map(|c| c.parse().expect("admin_cidrs checked by validate()")).collect()
+        self.admin_cidrs
+            .iter()
+            .map(|c| c.parse().expect("admin_cidrs checked by validate()"))
+            .collect()
     }
 }
 

@@ -140,7 +140,12 @@ pub enum PlacementError {
     #[error("the spec asks for {wanted} AZs but only {} are available: {}", available.len(), available.join(", "))]
     NotEnoughZones { wanted: u32, available: Vec<String> },
     #[error("{role} {ordinal} does not fit in subnet {subnet} of AZ {az}")]
-    SubnetFull { role: Role, ordinal: u32, subnet: Ipv4Net, az: String },
+    SubnetFull {
+        role: Role,
+        ordinal: u32,
+        subnet: Ipv4Net,
+        az: String,
+    },
 }
 
 /// Subnets are carved as 16 equal blocks of the VPC: front subnets take blocks 0..8, back
@@ -164,7 +169,10 @@ impl Topology {
     pub fn place(spec: &ClusterSpec, zones: &[String]) -> Result<Topology, PlacementError> {
         let wanted = spec.azs as usize;
         if zones.len() < wanted {
-            return Err(PlacementError::NotEnoughZones { wanted: spec.azs, available: zones.to_vec() });
+            return Err(PlacementError::NotEnoughZones {
+                wanted: spec.azs,
+                available: zones.to_vec(),
+            });
         }
         let vpc = spec.vpc();
         let subnet_prefix = vpc.prefix_len() + SUBNET_BITS;
@@ -206,7 +214,15 @@ impl Topology {
             }
         }
 
-        Ok(Topology { cluster: spec.name.clone(), domain: spec.domain.clone(), vpc, azs, nodes, quorum, warnings })
+        Ok(Topology {
+            cluster: spec.name.clone(),
+            domain: spec.domain.clone(),
+            vpc,
+            azs,
+            nodes,
+            quorum,
+            warnings,
+        })
     }
 
     /// Nodes of one role, in ordinal order.
@@ -226,7 +242,10 @@ impl Topology {
 
     /// `host1:2181,host2:2181,...` over the masters.
     pub fn zk_hosts(&self) -> String {
-        self.nodes_of(Role::Master).map(|n| format!("{}:{}", n.address, crate::render::ports::ZOOKEEPER)).collect::<Vec<_>>().join(",")
+        self.nodes_of(Role::Master)
+            .map(|n| format!("{}:{}", n.address, crate::render::ports::ZOOKEEPER))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// `zk://hosts/path`, the form Mesos and Marathon take.
@@ -236,7 +255,9 @@ impl Topology {
 
     /// Sim zone names: `sim-a`, `sim-b`, ...
     pub fn sim_zones(count: u32) -> Vec<String> {
-        (0..count.min(crate::spec::MAX_AZS)).map(|i| format!("sim-{}", (b'a' + i as u8) as char)).collect()
+        (0..count.min(crate::spec::MAX_AZS))
+            .map(|i| format!("sim-{}", (b'a' + i as u8) as char))
+            .collect()
     }
 }
 
@@ -252,7 +273,12 @@ fn place_node(role: Role, ordinal: u32, azs: &[Az]) -> Result<Node, PlacementErr
     let offset = first + within;
     let fits = room.is_none_or(|room| within < room) && offset < (1u32 << (32 - subnet.prefix_len())) - 1;
     if !fits {
-        return Err(PlacementError::SubnetFull { role, ordinal, subnet, az: az.name.clone() });
+        return Err(PlacementError::SubnetFull {
+            role,
+            ordinal,
+            subnet,
+            az: az.name.clone(),
+        });
     }
     let address = Ipv4Addr::from(u32::from(subnet.network()) + offset);
     Ok(Node {
@@ -290,7 +316,10 @@ mod tests {
         assert_eq!(azs.len(), 3);
         assert_eq!(t.quorum, 2);
         assert!(t.warnings.is_empty());
-        assert_eq!(t.zk_url("mesos"), "zk://10.20.128.10:2181,10.20.144.10:2181,10.20.160.10:2181/mesos");
+        assert_eq!(
+            t.zk_url("mesos"),
+            "zk://10.20.128.10:2181,10.20.144.10:2181,10.20.160.10:2181/mesos"
+        );
         assert_eq!(t.node("adminlb-1").unwrap().address.to_string(), "10.20.0.10");
     }
 
@@ -304,7 +333,10 @@ mod tests {
     #[test]
     fn too_few_zones_names_the_ones_there_are() {
         let err = Topology::place(&spec(3, 5, 2, 3), &["eu-central-1a".into(), "eu-central-1b".into()]).unwrap_err();
-        assert_eq!(err.to_string(), "the spec asks for 3 AZs but only 2 are available: eu-central-1a, eu-central-1b");
+        assert_eq!(
+            err.to_string(),
+            "the spec asks for 3 AZs but only 2 are available: eu-central-1a, eu-central-1b"
+        );
     }
 
     proptest! {

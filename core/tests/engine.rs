@@ -14,7 +14,11 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn options() -> ApplyOptions {
-    ApplyOptions { parallelism: 4, attempts: 3, retry_delay: Duration::from_millis(1) }
+    ApplyOptions {
+        parallelism: 4,
+        attempts: 3,
+        retry_delay: Duration::from_millis(1),
+    }
 }
 
 fn graph(spec: &ClusterSpec, target: Target) -> Graph {
@@ -26,7 +30,11 @@ fn graph(spec: &ClusterSpec, target: Target) -> Graph {
 fn world(backend: &MemoryBackend) -> BTreeMap<ResourceId, paas_core::resource::Fingerprint> {
     let mut out = BTreeMap::new();
     for (_, o) in backend.snapshot() {
-        assert!(out.insert(o.id.clone(), o.fingerprint.clone()).is_none(), "duplicate resource {}", o.id);
+        assert!(
+            out.insert(o.id.clone(), o.fingerprint.clone()).is_none(),
+            "duplicate resource {}",
+            o.id
+        );
     }
     out
 }
@@ -145,12 +153,13 @@ fn transient_failures_are_retried() {
     backend.inject(2, Fault::Transient);
     backend.inject(5, Fault::Transient);
     let retries = std::sync::Mutex::new(0);
-    runtime().block_on(engine.apply(&g, "test", &|e| {
-        if matches!(e, paas_core::engine::Event::Retrying { .. }) {
-            *retries.lock().unwrap() += 1;
-        }
-    }))
-    .unwrap();
+    runtime()
+        .block_on(engine.apply(&g, "test", &|e| {
+            if matches!(e, paas_core::engine::Event::Retrying { .. }) {
+                *retries.lock().unwrap() += 1;
+            }
+        }))
+        .unwrap();
     assert_eq!(*retries.lock().unwrap(), 2);
     assert_eq!(world(&backend), desired_world(&g));
 }
@@ -190,13 +199,19 @@ fn scaling_slaves_touches_only_slaves() {
     let backend = MemoryBackend::new();
     let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
     let mut spec = ClusterSpec::default();
-    runtime().block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events)).unwrap();
+    runtime()
+        .block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events))
+        .unwrap();
     spec.nodes.slaves = 7;
-    let (p, _) = runtime().block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events)).unwrap();
+    let (p, _) = runtime()
+        .block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events))
+        .unwrap();
     let ids: Vec<String> = p.steps.iter().map(|s| format!("{} {}", s.action.as_str(), s.id)).collect();
     assert_eq!(ids, ["create node/slave-6", "create node/slave-7"]);
     spec.nodes.lbs = 3;
-    let (p, _) = runtime().block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events)).unwrap();
+    let (p, _) = runtime()
+        .block_on(engine.apply(&graph(&spec, Target::Aws), "test", &no_events))
+        .unwrap();
     let ids: Vec<String> = p.steps.iter().map(|s| format!("{} {}", s.action.as_str(), s.id)).collect();
     assert_eq!(ids, ["create node/lb-3", "update load-balancer/elb"]);
 }

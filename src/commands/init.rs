@@ -7,7 +7,11 @@ use crate::context::BadInput;
 /// Writes the commented default spec; refuses to overwrite unless `--force`.
 pub fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<()> {
     if args.path.exists() && !args.force {
-        return Err(BadInput(format!("{} already exists; edit it, or pass --force to overwrite it", args.path.display())).into());
+        return Err(BadInput(format!(
+            "{} already exists; edit it, or pass --force to overwrite it",
+            args.path.display()
+        ))
+        .into());
     }
     std::fs::write(&args.path, DEFAULT_SPEC_TOML).with_context(|| format!("writing {}", args.path.display()))?;
     match global.output {

@@ -20,7 +20,12 @@ pub async fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()> {
     match ctx.output {
         OutputFormat::Json => ctx.print_json(&plan)?,
         OutputFormat::Text => {
-            println!("Plan for cluster `{}` on {target} ({}, against {}):", plan.cluster, ctx.spec_origin(), store.path().display());
+            println!(
+                "Plan for cluster `{}` on {target} ({}, against {}):",
+                plan.cluster,
+                ctx.spec_origin(),
+                store.path().display()
+            );
             print!("{}", output::render_plan(&plan, output::colour()));
         }
     }

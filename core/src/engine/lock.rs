@@ -45,7 +45,9 @@ pub struct Lock {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn this_host() -> String {
@@ -64,19 +66,30 @@ impl Lock {
     /// process holds it.
     pub fn acquire(dir: &Path, name: &str, command: &str) -> Result<Lock, LockError> {
         let path = dir.join(format!("{name}.lock"));
-        let io = |source| LockError::Io { path: path.clone(), source };
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let me = LockHolder { pid: std::process::id(), host: this_host(), started_at: now(), command: command.into() };
+        let me = LockHolder {
+            pid: std::process::id(),
+            host: this_host(),
+            started_at: now(),
+            command: command.into(),
+        };
         // Two tries: the second after removing a stale lock.
         for _ in 0..2 {
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
                 Ok(mut file) => {
-                    file.write_all(serde_json::to_string(&me).expect("serializes").as_bytes()).map_err(io)?;
+                    file.write_all(serde_json::to_string(&me).expect("serializes").as_bytes())
+                        .map_err(io)?;
                     file.sync_all().map_err(io)?;
                     return Ok(Lock { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<LockHolder>(&t).ok());
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<LockHolder>(&t).ok());
                     match holder {
                         Some(h) if h.host != me.host || process_alive(h.pid) => return Err(LockError::Held { holder: h, path }),
                         // Stale (its process is gone) or torn (killed while writing it).
@@ -89,7 +102,10 @@ impl Lock {
                 Err(e) => return Err(io(e)),
             }
         }
-        Err(LockError::Io { path, source: std::io::Error::other("lock file reappeared while taking it") })
+        Err(LockError::Io {
+            path,
+            source: std::io::Error::other("lock file reappeared while taking it"),
+        })
     }
 }
 
@@ -109,7 +125,10 @@ mod tests {
         let first = Lock::acquire(dir.path(), "sim", "paas sim up").unwrap();
         let err = Lock::acquire(dir.path(), "sim", "paas sim down").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("paas sim up") && text.contains(&std::process::id().to_string()), "{text}");
+        assert!(
+            text.contains("paas sim up") && text.contains(&std::process::id().to_string()),
+            "{text}"
+        );
         drop(first);
         Lock::acquire(dir.path(), "sim", "paas sim down").unwrap();
     }
@@ -117,7 +136,12 @@ mod tests {
     #[test]
     fn lock_of_a_dead_process_is_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let dead = LockHolder { pid: u32::MAX - 1, host: this_host(), started_at: 0, command: "paas sim up".into() };
+        let dead = LockHolder {
+            pid: u32::MAX - 1,
+            host: this_host(),
+            started_at: 0,
+            command: "paas sim up".into(),
+        };
         std::fs::write(dir.path().join("sim.lock"), serde_json::to_string(&dead).unwrap()).unwrap();
         Lock::acquire(dir.path(), "sim", "paas sim up").unwrap();
         std::fs::write(dir.path().join("aws.lock"), "{torn").unwrap();

@@ -37,7 +37,11 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        ApplyOptions { parallelism: 10, attempts: 5, retry_delay: Duration::from_millis(200) }
+        ApplyOptions {
+            parallelism: 10,
+            attempts: 5,
+            retry_delay: Duration::from_millis(200),
+        }
     }
 }
 
@@ -45,10 +49,26 @@ impl Default for ApplyOptions {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    Started { id: ResourceId, action: Action },
-    Retrying { id: ResourceId, action: Action, attempt: u32, error: String },
-    Finished { id: ResourceId, action: Action, elapsed_ms: u64 },
-    Failed { id: ResourceId, action: Action, error: String },
+    Started {
+        id: ResourceId,
+        action: Action,
+    },
+    Retrying {
+        id: ResourceId,
+        action: Action,
+        attempt: u32,
+        error: String,
+    },
+    Finished {
+        id: ResourceId,
+        action: Action,
+        elapsed_ms: u64,
+    },
+    Failed {
+        id: ResourceId,
+        action: Action,
+        error: String,
+    },
 }
 
 /// What an apply did.
@@ -100,7 +120,10 @@ impl<'a> Engine<'a> {
 
     /// Lists the cluster on the backend. Reads only.
     pub async fn observe(&self, cluster: &str) -> Result<Vec<Observed>, EngineError> {
-        self.backend.list(cluster).await.map_err(|source| EngineError::List { backend: self.backend.name(), source })
+        self.backend.list(cluster).await.map_err(|source| EngineError::List {
+            backend: self.backend.name(),
+            source,
+        })
     }
 
     /// Rebuilds the state file from the backend's labels/tags.
@@ -120,7 +143,12 @@ impl<'a> Engine<'a> {
     }
 
     /// Makes the world match `desired`: lock, re-read the backend, plan, execute.
-    pub async fn apply(&self, desired: &Graph, command: &str, on_event: &(dyn Fn(Event) + Sync)) -> Result<(Plan, ApplyReport), EngineError> {
+    pub async fn apply(
+        &self,
+        desired: &Graph,
+        command: &str,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(Plan, ApplyReport), EngineError> {
         let _lock = Lock::acquire(self.store.dir(), self.backend.name(), command)?;
         let observed = self.observe(&desired.cluster).await?;
         let plan = plan(desired, &observed);
@@ -129,7 +157,13 @@ impl<'a> Engine<'a> {
     }
 
     /// Deletes every resource of the cluster, highest rank first.
-    pub async fn destroy(&self, cluster: &str, target: crate::graph::Target, command: &str, on_event: &(dyn Fn(Event) + Sync)) -> Result<(Plan, ApplyReport), EngineError> {
+    pub async fn destroy(
+        &self,
+        cluster: &str,
+        target: crate::graph::Target,
+        command: &str,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<(Plan, ApplyReport), EngineError> {
         let _lock = Lock::acquire(self.store.dir(), self.backend.name(), command)?;
         let observed = self.observe(cluster).await?;
         let plan = plan_destroy(cluster, target, &observed);
@@ -139,7 +173,13 @@ impl<'a> Engine<'a> {
     }
 
     /// Executes a plan made from `observed`. The caller holds the lock.
-    async fn execute(&self, plan: &Plan, desired: &Graph, observed: &[Observed], on_event: &(dyn Fn(Event) + Sync)) -> Result<ApplyReport, EngineError> {
+    async fn execute(
+        &self,
+        plan: &Plan,
+        desired: &Graph,
+        observed: &[Observed],
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> Result<ApplyReport, EngineError> {
         let started = Instant::now();
         let cluster = &plan.cluster;
         let mut state = self.store.load().unwrap_or_else(|_| State::new(cluster, self.backend.name()));
@@ -148,8 +188,17 @@ impl<'a> Engine<'a> {
         let mut report = ApplyReport::default();
 
         // Phase 1: deletions, rank by rank from the top.
-        let deletions: Vec<&Step> = plan.steps.iter().filter(|s| matches!(s.action, Action::Delete | Action::Replace) && s.current.is_some()).collect();
-        let mut ranks: Vec<u8> = deletions.iter().map(|s| s.id.kind().rank()).collect::<BTreeSet<_>>().into_iter().collect();
+        let deletions: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Delete | Action::Replace) && s.current.is_some())
+            .collect();
+        let mut ranks: Vec<u8> = deletions
+            .iter()
+            .map(|s| s.id.kind().rank())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
         ranks.reverse();
         for rank in ranks {
             let mut in_flight = FuturesUnordered::new();
@@ -158,10 +207,15 @@ impl<'a> Engine<'a> {
             loop {
                 while failure.is_none() && in_flight.len() < self.options.parallelism {
                     let Some(step) = queue.next() else { break };
-                    on_event(Event::Started { id: step.id.clone(), action: step.action });
+                    on_event(Event::Started {
+                        id: step.id.clone(),
+                        action: step.action,
+                    });
                     in_flight.push(self.run_delete(cluster, step, on_event));
                 }
-                let Some((step, result, elapsed)) = in_flight.next().await else { break };
+                let Some((step, result, elapsed)) = in_flight.next().await else {
+                    break;
+                };
                 match result {
                     Ok(()) => {
                         let current = step.current.as_ref().expect("deletions carry the observed resource");
@@ -171,23 +225,41 @@ impl<'a> Engine<'a> {
                         }
                         self.store.save(&mut state)?;
                         if step.action == Action::Delete {
-                            on_event(Event::Finished { id: step.id.clone(), action: step.action, elapsed_ms: elapsed });
+                            on_event(Event::Finished {
+                                id: step.id.clone(),
+                                action: step.action,
+                                elapsed_ms: elapsed,
+                            });
                             report.done.push((step.id.clone(), step.action));
                         }
                     }
                     Err(source) => {
-                        on_event(Event::Failed { id: step.id.clone(), action: step.action, error: format!("{source:#}") });
+                        on_event(Event::Failed {
+                            id: step.id.clone(),
+                            action: step.action,
+                            error: format!("{source:#}"),
+                        });
                         failure.get_or_insert((step, source));
                     }
                 }
             }
             if let Some((step, source)) = failure {
-                return Err(EngineError::Step { action: step.action.as_str(), id: step.id.clone(), done: report.done.len(), source });
+                return Err(EngineError::Step {
+                    action: step.action.as_str(),
+                    id: step.id.clone(),
+                    done: report.done.len(),
+                    source,
+                });
             }
         }
 
         // Phase 2: creations and updates in dependency order.
-        let work: BTreeMap<&ResourceId, &Step> = plan.steps.iter().filter(|s| s.action != Action::Delete).map(|s| (&s.id, s)).collect();
+        let work: BTreeMap<&ResourceId, &Step> = plan
+            .steps
+            .iter()
+            .filter(|s| s.action != Action::Delete)
+            .map(|s| (&s.id, s))
+            .collect();
         let mut waiting: Vec<&Resource> = desired.resources().iter().filter(|r| work.contains_key(&r.id)).collect();
         let mut pending: BTreeSet<&ResourceId> = work.keys().copied().collect();
         let mut in_flight = FuturesUnordered::new();
@@ -209,37 +281,65 @@ impl<'a> Engine<'a> {
                             Some(o) => {
                                 deps.insert(d.clone(), o.clone());
                             }
-                            None => return Err(EngineError::MissingDependency { id: resource.id.clone(), dependency: d.clone() }),
+                            None => {
+                                return Err(EngineError::MissingDependency {
+                                    id: resource.id.clone(),
+                                    dependency: d.clone(),
+                                });
+                            }
                         }
                     }
                     let current = state.resources.get(&resource.id).cloned();
-                    on_event(Event::Started { id: resource.id.clone(), action: step.action });
+                    on_event(Event::Started {
+                        id: resource.id.clone(),
+                        action: step.action,
+                    });
                     in_flight.push(self.run_create_or_update(cluster, step, resource, current, deps, on_event));
                 }
             }
-            let Some((step, result, elapsed)) = in_flight.next().await else { break };
+            let Some((step, result, elapsed)) = in_flight.next().await else {
+                break;
+            };
             match result {
                 Ok(observed) => {
                     pending.remove(&step.id);
                     state.resources.insert(step.id.clone(), observed);
                     self.store.save(&mut state)?;
-                    on_event(Event::Finished { id: step.id.clone(), action: step.action, elapsed_ms: elapsed });
+                    on_event(Event::Finished {
+                        id: step.id.clone(),
+                        action: step.action,
+                        elapsed_ms: elapsed,
+                    });
                     report.done.push((step.id.clone(), step.action));
                 }
                 Err(source) => {
-                    on_event(Event::Failed { id: step.id.clone(), action: step.action, error: format!("{source:#}") });
+                    on_event(Event::Failed {
+                        id: step.id.clone(),
+                        action: step.action,
+                        error: format!("{source:#}"),
+                    });
                     failure.get_or_insert((step, source));
                 }
             }
         }
         if let Some((step, source)) = failure {
-            return Err(EngineError::Step { action: step.action.as_str(), id: step.id.clone(), done: report.done.len(), source });
+            return Err(EngineError::Step {
+                action: step.action.as_str(),
+                id: step.id.clone(),
+                done: report.done.len(),
+                source,
+            });
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 
-    async fn run_delete<'s>(&self, cluster: &str, step: &'s Step, on_event: &(dyn Fn(Event) + Sync)) -> (&'s Step, Result<(), BackendError>, u64) {
+    async fn run_delete<'s>(
+        &self,
+        cluster: &str,
+        step: &'s Step,
+        on_event: &(dyn Fn(Event) + Sync),
+    ) -> (&'s Step, Result<(), BackendError>, u64) {
         let started = Instant::now();
         let current = step.current.as_ref().expect("deletions carry the observed resource");
         let result = self.retrying(step, on_event, || self.backend.delete(cluster, current)).await;
@@ -261,8 +361,14 @@ impl<'a> Engine<'a> {
     ) -> (&'s Step, Result<Observed, BackendError>, u64) {
         let started = Instant::now();
         let result = match (step.action, current) {
-            (Action::Update, Some(current)) => self.retrying(step, on_event, || self.backend.update(cluster, resource, &current, &deps)).await,
-            _ => self.retrying(step, on_event, || self.backend.create(cluster, resource, &deps)).await,
+            (Action::Update, Some(current)) => {
+                self.retrying(step, on_event, || self.backend.update(cluster, resource, &current, &deps))
+                    .await
+            }
+            _ => {
+                self.retrying(step, on_event, || self.backend.create(cluster, resource, &deps))
+                    .await
+            }
         };
         (step, result, started.elapsed().as_millis() as u64)
     }
@@ -277,7 +383,12 @@ impl<'a> Engine<'a> {
         loop {
             match call().await {
                 Err(e) if e.is_transient() && attempt < self.options.attempts => {
-                    on_event(Event::Retrying { id: step.id.clone(), action: step.action, attempt, error: e.to_string() });
+                    on_event(Event::Retrying {
+                        id: step.id.clone(),
+                        action: step.action,
+                        attempt,
+                        error: e.to_string(),
+                    });
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(10));
                     attempt += 1;

@@ -103,7 +103,12 @@ pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
             if i == keep && wanted.is_some() {
                 current.insert(id, copy);
             } else if wanted.is_none() && i == keep {
-                deletes.push(Step { action: Action::Delete, id: (*id).clone(), reason: "no longer in the spec".into(), current: Some((*copy).clone()) });
+                deletes.push(Step {
+                    action: Action::Delete,
+                    id: (*id).clone(),
+                    reason: "no longer in the spec".into(),
+                    current: Some((*copy).clone()),
+                });
             } else {
                 deletes.push(Step {
                     action: Action::Delete,
@@ -122,7 +127,9 @@ pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
         let want = resource.fingerprint();
         let step = match current.get(&resource.id) {
             None => Some((Action::Create, "not there yet".to_string())),
-            Some(o) if o.fingerprint.replace != want.replace => Some((Action::Replace, "a setting that cannot change in place changed".to_string())),
+            Some(o) if o.fingerprint.replace != want.replace => {
+                Some((Action::Replace, "a setting that cannot change in place changed".to_string()))
+            }
             Some(_) if resource.depends_on.iter().any(|d| replaced.contains(d)) => {
                 let dep = resource.depends_on.iter().find(|d| replaced.contains(d)).expect("just found");
                 Some((Action::Replace, format!("depends on {dep}, which is replaced")))
@@ -134,18 +141,36 @@ pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
             if action == Action::Replace {
                 replaced.insert(&resource.id);
             }
-            steps.push(Step { action, id: resource.id.clone(), reason, current: current.get(&resource.id).map(|o| (*o).clone()) });
+            steps.push(Step {
+                action,
+                id: resource.id.clone(),
+                reason,
+                current: current.get(&resource.id).map(|o| (*o).clone()),
+            });
         }
     }
-    Plan { cluster: desired.cluster.clone(), target: desired.target, steps }
+    Plan {
+        cluster: desired.cluster.clone(),
+        target: desired.target,
+        steps,
+    }
 }
 
 /// Plans deleting every observed resource, highest rank first.
 pub fn plan_destroy(cluster: &str, target: Target, observed: &[Observed]) -> Plan {
     let mut steps: Vec<Step> = observed
         .iter()
-        .map(|o| Step { action: Action::Delete, id: o.id.clone(), reason: "destroying the cluster".into(), current: Some(o.clone()) })
+        .map(|o| Step {
+            action: Action::Delete,
+            id: o.id.clone(),
+            reason: "destroying the cluster".into(),
+            current: Some(o.clone()),
+        })
         .collect();
     steps.sort_by_key(|s| std::cmp::Reverse(s.id.kind().rank()));
-    Plan { cluster: cluster.into(), target, steps }
+    Plan {
+        cluster: cluster.into(),
+        target,
+        steps,
+    }
 }

@@ -31,7 +31,14 @@ pub struct State {
 
 impl State {
     pub fn new(cluster: &str, backend: &str) -> State {
-        State { version: STATE_VERSION, cluster: cluster.into(), backend: backend.into(), serial: 0, updated_at: 0, resources: BTreeMap::new() }
+        State {
+            version: STATE_VERSION,
+            cluster: cluster.into(),
+            backend: backend.into(),
+            serial: 0,
+            updated_at: 0,
+            resources: BTreeMap::new(),
+        }
     }
 
     /// Replaces the resources with what a backend listed.
@@ -71,7 +78,11 @@ pub struct StateStore {
 impl StateStore {
     /// `root` is usually `.paas` in the working directory.
     pub fn new(root: &Path, cluster: &str, backend: &str) -> StateStore {
-        StateStore { dir: root.join(cluster), cluster: cluster.into(), backend: backend.into() }
+        StateStore {
+            dir: root.join(cluster),
+            cluster: cluster.into(),
+            backend: backend.into(),
+        }
     }
 
     /// The cluster's folder (state, lock, generated keys).
@@ -91,9 +102,15 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::new(&self.cluster, &self.backend)),
             Err(source) => return Err(StateError::Io { op: "read", path, source }),
         };
-        let state: State = serde_json::from_str(&text).map_err(|source| StateError::Corrupt { path: path.clone(), source })?;
+        let state: State = serde_json::from_str(&text).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
         if state.version != STATE_VERSION {
-            return Err(StateError::Version { path, found: state.version });
+            return Err(StateError::Version {
+                path,
+                found: state.version,
+            });
         }
         Ok(state)
     }
@@ -101,9 +118,15 @@ impl StateStore {
     /// Writes `state` atomically and durably, incrementing its serial.
     pub fn save(&self, state: &mut State) -> Result<(), StateError> {
         state.serial += 1;
-        state.updated_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        state.updated_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let path = self.path();
-        let io = |op, source| StateError::Io { op, path: path.clone(), source };
+        let io = |op, source| StateError::Io {
+            op,
+            path: path.clone(),
+            source,
+        };
         std::fs::create_dir_all(&self.dir).map_err(|e| io("create the folder of", e))?;
         let tmp = self.dir.join(format!(".{}.state.json.tmp", self.backend));
         let mut file = std::fs::File::create(&tmp).map_err(|e| io("write", e))?;
@@ -113,7 +136,9 @@ impl StateStore {
         drop(file);
         std::fs::rename(&tmp, &path).map_err(|e| io("replace", e))?;
         // The rename is durable only once the folder is synced.
-        std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io("sync the folder of", e))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io("sync the folder of", e))?;
         Ok(())
     }
 }

@@ -24,7 +24,10 @@ pub fn agent_flags(spec: &ClusterSpec, topology: &Topology, node: &Node) -> Vec<
     let ports = spec.agent_ports();
     vec![
         format!("--master={}", topology.zk_url("mesos")),
-        format!("--resources=cpus:{};mem:{};disk:{};ports:[{}-{}]", agent.cpus, agent.mem, agent.disk, ports.begin, ports.end),
+        format!(
+            "--resources=cpus:{};mem:{};disk:{};ports:[{}-{}]",
+            agent.cpus, agent.mem, agent.disk, ports.begin, ports.end
+        ),
         format!("--attributes=zone:{}", topology.az_of(node).name),
         format!("--hostname={}", node.address),
         format!("--ip={}", node.address),

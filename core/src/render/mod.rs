@@ -70,7 +70,10 @@ pub struct NodeConfig {
 /// Renders one node's configuration. `admin_sources` are the addresses the admin entry admits
 /// (the admin CIDRs on AWS; in the sim, the host's stand-in address on the Docker network).
 pub fn node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_sources: &[String]) -> NodeConfig {
-    let file = |path: &str, content: String| ConfigFile { path: path.into(), content };
+    let file = |path: &str, content: String| ConfigFile {
+        path: path.into(),
+        content,
+    };
     match node.role {
         Role::Master => NodeConfig {
             files: vec![
@@ -88,10 +91,7 @@ pub fn node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_s
             programs: vec![Program::new("mesos-agent", mesos::agent_flags(spec, topology, node))],
         },
         Role::Lb => NodeConfig {
-            files: vec![
-                file(paths::NGINX_CONF, nginx::lb_conf()),
-                file(paths::NGINX_ROUTES, String::new()),
-            ],
+            files: vec![file(paths::NGINX_CONF, nginx::lb_conf()), file(paths::NGINX_ROUTES, String::new())],
             programs: vec![
                 Program::new("nginx", vec!["-g".into(), "daemon off;".into()]),
                 Program::new("lb-sync", nginx::lb_sync_flags(topology)),

@@ -34,7 +34,10 @@ pub fn lb_conf() -> String {
 
 /// Flags of `lb-sync` on an lb: every Marathon, so it can fail over between them.
 pub fn lb_sync_flags(topology: &Topology) -> Vec<String> {
-    let marathons: Vec<String> = topology.nodes_of(Role::Master).map(|m| format!("http://{}:{}", m.address, ports::MARATHON)).collect();
+    let marathons: Vec<String> = topology
+        .nodes_of(Role::Master)
+        .map(|m| format!("http://{}:{}", m.address, ports::MARATHON))
+        .collect();
     vec![
         format!("--marathon={}", marathons.join(",")),
         format!("--domain={}", topology.domain),
@@ -58,10 +61,21 @@ pub fn adminlb_conf(topology: &Topology, admin_sources: &[String]) -> String {
         }
         writeln!(conf, "    }}").unwrap();
     }
-    writeln!(conf, "\n    server {{\n        listen {} default_server;\n        server_name _;", ports::HTTP).unwrap();
+    writeln!(
+        conf,
+        "\n    server {{\n        listen {} default_server;\n        server_name _;",
+        ports::HTTP
+    )
+    .unwrap();
     conf.push_str("        location = /status {\n            default_type text/plain;\n            return 200 \"OK\\n\";\n        }\n        location / {\n            return 404;\n        }\n    }\n");
     for name in ["marathon", "mesos"] {
-        writeln!(conf, "\n    server {{\n        listen {};\n        server_name {name}.admin.{};", ports::HTTP, topology.domain).unwrap();
+        writeln!(
+            conf,
+            "\n    server {{\n        listen {};\n        server_name {name}.admin.{};",
+            ports::HTTP,
+            topology.domain
+        )
+        .unwrap();
         for source in admin_sources {
             writeln!(conf, "        allow {source};").unwrap();
         }

@@ -60,8 +60,14 @@ fn adminlb_admits_only_admin_sources() {
 #[test]
 fn elb_haproxy() {
     let (_, topology) = default_cluster();
-    let members: Vec<_> = topology.nodes_of(crate::topology::Role::Lb).map(|n| (n.name.clone(), n.address)).collect();
+    let members: Vec<_> = topology
+        .nodes_of(crate::topology::Role::Lb)
+        .map(|n| (n.name.clone(), n.address))
+        .collect();
     let lb = elb::LoadBalancerSpec::external(&topology.cluster, 1);
     insta::assert_snapshot!(elb::haproxy_cfg(&lb, &members));
-    assert_eq!(elb::LoadBalancerSpec::external("paas", 5).health_check.elb_target(80), "HTTP:80/status");
+    assert_eq!(
+        elb::LoadBalancerSpec::external("paas", 5).health_check.elb_target(80),
+        "HTTP:80/status"
+    );
 }

@@ -22,7 +22,14 @@ pub fn zoo_cfg(topology: &Topology) -> String {
     );
     for master in topology.nodes_of(Role::Master) {
         let id = master.zk_id.expect("masters have zk ids");
-        writeln!(cfg, "server.{id}={}:{}:{}", master.address, ports::ZOOKEEPER_PEER, ports::ZOOKEEPER_ELECTION).unwrap();
+        writeln!(
+            cfg,
+            "server.{id}={}:{}:{}",
+            master.address,
+            ports::ZOOKEEPER_PEER,
+            ports::ZOOKEEPER_ELECTION
+        )
+        .unwrap();
     }
     cfg
 }

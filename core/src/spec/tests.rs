@@ -9,7 +9,12 @@ fn check(toml_text: &str) -> Result<(), SpecErrors> {
 }
 
 fn keys_of(result: Result<(), SpecErrors>) -> Vec<String> {
-    result.unwrap_err().0.iter().map(|e| e.key().unwrap_or("<syntax>").to_string()).collect()
+    result
+        .unwrap_err()
+        .0
+        .iter()
+        .map(|e| e.key().unwrap_or("<syntax>").to_string())
+        .collect()
 }
 
 #[test]
@@ -33,7 +38,10 @@ fn syntax_errors_name_line_and_column() {
 fn unknown_keys_are_refused_with_their_place() {
     let err = ClusterSpec::from_toml("[nodes]\nmasters = 3\nslavez = 5\n", Path::new("x.toml")).unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("x.toml:3:1:") && text.contains("slavez") && text.contains("spelling"), "{text}");
+    assert!(
+        text.starts_with("x.toml:3:1:") && text.contains("slavez") && text.contains("spelling"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -68,7 +76,10 @@ fn each_bad_value_is_named_by_its_key() {
     ];
     for (text, key) in cases {
         let keys = keys_of(check(text));
-        assert!(keys.iter().any(|k| k == key), "spec {text:?}: expected an error on `{key}`, got {keys:?}");
+        assert!(
+            keys.iter().any(|k| k == key),
+            "spec {text:?}: expected an error on `{key}`, got {keys:?}"
+        );
     }
 }
 

@@ -15,11 +15,21 @@ pub const MAX_AZS: u32 = 8;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
     #[error("{path}:{line}:{column}: {message}")]
-    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("cannot read spec {path}: {reason}")]
     Unreadable { path: PathBuf, reason: String },
     #[error("`{key}` = {value}: {problem}; {fix}")]
-    Invalid { key: String, value: String, problem: String, fix: String },
+    Invalid {
+        key: String,
+        value: String,
+        problem: String,
+        fix: String,
+    },
 }
 
 /// Every problem found in one spec.
@@ -41,15 +51,17 @@ impl std::error::Error for SpecErrors {}
 
 impl SpecError {
     pub(super) fn syntax(path: &Path, text: &str, err: &toml::de::Error) -> SpecError {
-        let (line, column) = err
-            .span()
-            .map(|span| line_column(text, span.start))
-            .unwrap_or((1, 1));
+        let (line, column) = err.span().map(|span| line_column(text, span.start)).unwrap_or((1, 1));
         let mut message = err.message().trim().to_string();
         if message.starts_with("unknown field") {
             message.push_str("; remove it or fix its spelling (`paas init` writes a spec listing every key)");
         }
-        SpecError::Syntax { path: path.to_path_buf(), line, column, message }
+        SpecError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message,
+        }
     }
 
     fn invalid(key: impl Into<String>, value: impl std::fmt::Display, problem: impl Into<String>, fix: impl Into<String>) -> SpecError {
@@ -152,8 +164,12 @@ impl ClusterSpec {
 
     fn check_counts(&self, errors: &mut Vec<SpecError>) {
         let m = self.nodes.masters;
-        if m == 0 || m % 2 == 0 {
-            let fix = if m == 0 { "use 3 (or 1 for a throwaway cluster)".to_string() } else { format!("use {} or {}", m - 1, m + 1) };
+        if m == 0 || m.is_multiple_of(2) {
+            let fix = if m == 0 {
+                "use 3 (or 1 for a throwaway cluster)".to_string()
+            } else {
+                format!("use {} or {}", m - 1, m + 1)
+            };
             errors.push(SpecError::invalid(
                 "nodes.masters",
                 m,
@@ -166,25 +182,60 @@ impl ClusterSpec {
             ));
         }
         if m > 9 {
-            errors.push(SpecError::invalid("nodes.masters", m, "more than 9 masters slows every ZooKeeper write", "use 3, 5 or 7"));
+            errors.push(SpecError::invalid(
+                "nodes.masters",
+                m,
+                "more than 9 masters slows every ZooKeeper write",
+                "use 3, 5 or 7",
+            ));
         }
         if self.nodes.slaves == 0 {
-            errors.push(SpecError::invalid("nodes.slaves", 0, "with no slaves no app can run", "use at least 1 (the default is 5)"));
+            errors.push(SpecError::invalid(
+                "nodes.slaves",
+                0,
+                "with no slaves no app can run",
+                "use at least 1 (the default is 5)",
+            ));
         }
         if self.nodes.lbs == 0 {
-            errors.push(SpecError::invalid("nodes.lbs", 0, "with no lbs no app is reachable", "use at least 1; 2 or more survive the loss of one"));
+            errors.push(SpecError::invalid(
+                "nodes.lbs",
+                0,
+                "with no lbs no app is reachable",
+                "use at least 1; 2 or more survive the loss of one",
+            ));
         }
         if self.nodes.lbs > 10 * self.azs.max(1) {
-            errors.push(SpecError::invalid("nodes.lbs", self.nodes.lbs, "the address plan holds 10 lbs per AZ", "use fewer lbs or more azs"));
+            errors.push(SpecError::invalid(
+                "nodes.lbs",
+                self.nodes.lbs,
+                "the address plan holds 10 lbs per AZ",
+                "use fewer lbs or more azs",
+            ));
         }
         if self.nodes.adminlb > 1 {
-            errors.push(SpecError::invalid("nodes.adminlb", self.nodes.adminlb, "there is one admin entry point", "use 0 or 1"));
+            errors.push(SpecError::invalid(
+                "nodes.adminlb",
+                self.nodes.adminlb,
+                "there is one admin entry point",
+                "use 0 or 1",
+            ));
         }
         if self.azs == 0 {
-            errors.push(SpecError::invalid("azs", 0, "nodes need at least one availability zone", "use 1 to 3"));
+            errors.push(SpecError::invalid(
+                "azs",
+                0,
+                "nodes need at least one availability zone",
+                "use 1 to 3",
+            ));
         }
         if self.azs > MAX_AZS {
-            errors.push(SpecError::invalid("azs", self.azs, format!("the address plan and the sim hold at most {MAX_AZS} AZs"), format!("use at most {MAX_AZS}")));
+            errors.push(SpecError::invalid(
+                "azs",
+                self.azs,
+                format!("the address plan and the sim hold at most {MAX_AZS} AZs"),
+                format!("use at most {MAX_AZS}"),
+            ));
         }
     }
 
@@ -198,10 +249,20 @@ impl ClusterSpec {
             )),
             Ok(net) => {
                 if net != net.trunc() {
-                    errors.push(SpecError::invalid("vpc_cidr", &self.vpc_cidr, "host bits are set", format!("use \"{}\"", net.trunc())));
+                    errors.push(SpecError::invalid(
+                        "vpc_cidr",
+                        &self.vpc_cidr,
+                        "host bits are set",
+                        format!("use \"{}\"", net.trunc()),
+                    ));
                 }
                 if !net.addr().is_private() {
-                    errors.push(SpecError::invalid("vpc_cidr", &self.vpc_cidr, "not a private range", "use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"));
+                    errors.push(SpecError::invalid(
+                        "vpc_cidr",
+                        &self.vpc_cidr,
+                        "not a private range",
+                        "use a range inside 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16",
+                    ));
                 }
                 if net.prefix_len() < 16 || net.prefix_len() > 24 {
                     errors.push(SpecError::invalid(
@@ -216,7 +277,10 @@ impl ClusterSpec {
                         errors.push(SpecError::invalid(
                             "nodes.slaves",
                             self.nodes.slaves,
-                            format!("{} per AZ do not fit the subnets of {} (room for {capacity} per AZ)", per_az, self.vpc_cidr),
+                            format!(
+                                "{} per AZ do not fit the subnets of {} (room for {capacity} per AZ)",
+                                per_az, self.vpc_cidr
+                            ),
                             "use a larger vpc_cidr (a /16 holds about 4000 slaves per AZ) or more azs",
                         ));
                     }
@@ -226,12 +290,22 @@ impl ClusterSpec {
 
         let mut parsed: Vec<(String, IpNet)> = Vec::new();
         if self.admin_cidrs.is_empty() {
-            errors.push(SpecError::invalid("admin_cidrs", "[]", "nobody could reach the admin entry", "list your own address, e.g. [\"203.0.113.7/32\"]"));
+            errors.push(SpecError::invalid(
+                "admin_cidrs",
+                "[]",
+                "nobody could reach the admin entry",
+                "list your own address, e.g. [\"203.0.113.7/32\"]",
+            ));
         }
         for (i, cidr) in self.admin_cidrs.iter().enumerate() {
             let key = format!("admin_cidrs[{i}]");
             match cidr.parse::<IpNet>() {
-                Err(_) => errors.push(SpecError::invalid(&key, format!("{cidr:?}"), "not a CIDR", "write it as ADDRESS/PREFIX, e.g. \"203.0.113.7/32\"")),
+                Err(_) => errors.push(SpecError::invalid(
+                    &key,
+                    format!("{cidr:?}"),
+                    "not a CIDR",
+                    "write it as ADDRESS/PREFIX, e.g. \"203.0.113.7/32\"",
+                )),
                 Ok(net) => {
                     if net.prefix_len() == 0 && !self.allow_public_admin {
                         errors.push(SpecError::invalid(
@@ -242,7 +316,12 @@ impl ClusterSpec {
                         ));
                     }
                     if let Some((other, _)) = parsed.iter().find(|(_, o)| o.contains(&net) || net.contains(o)) {
-                        errors.push(SpecError::invalid(&key, format!("{cidr:?}"), format!("overlaps {other:?}"), "remove one of the two"));
+                        errors.push(SpecError::invalid(
+                            &key,
+                            format!("{cidr:?}"),
+                            format!("overlaps {other:?}"),
+                            "remove one of the two",
+                        ));
                     }
                     parsed.push((cidr.clone(), net));
                 }
@@ -252,13 +331,28 @@ impl ClusterSpec {
 
     fn check_agent(&self, errors: &mut Vec<SpecError>) {
         if !(self.agent.cpus > 0.0 && self.agent.cpus.is_finite()) {
-            errors.push(SpecError::invalid("agent.cpus", self.agent.cpus, "an agent must offer some CPU", "use e.g. 2.0"));
+            errors.push(SpecError::invalid(
+                "agent.cpus",
+                self.agent.cpus,
+                "an agent must offer some CPU",
+                "use e.g. 2.0",
+            ));
         }
         if self.agent.mem < 32 {
-            errors.push(SpecError::invalid("agent.mem", self.agent.mem, "too little memory to run a task (MiB)", "use e.g. 2048"));
+            errors.push(SpecError::invalid(
+                "agent.mem",
+                self.agent.mem,
+                "too little memory to run a task (MiB)",
+                "use e.g. 2048",
+            ));
         }
         match self.agent.ports.parse::<PortRange>() {
-            Err(why) => errors.push(SpecError::invalid("agent.ports", format!("{:?}", self.agent.ports), why, "write it as \"31000-32000\"")),
+            Err(why) => errors.push(SpecError::invalid(
+                "agent.ports",
+                format!("{:?}", self.agent.ports),
+                why,
+                "write it as \"31000-32000\"",
+            )),
             Ok(range) if range.begin < 1024 => errors.push(SpecError::invalid(
                 "agent.ports",
                 format!("{:?}", self.agent.ports),
@@ -276,28 +370,53 @@ impl ClusterSpec {
             }
         }
         if self.sim.http_port == self.sim.admin_port {
-            errors.push(SpecError::invalid("sim.admin_port", self.sim.admin_port, "the same as sim.http_port", "use two different ports, e.g. 8080 and 8081"));
+            errors.push(SpecError::invalid(
+                "sim.admin_port",
+                self.sim.admin_port,
+                "the same as sim.http_port",
+                "use two different ports, e.g. 8080 and 8081",
+            ));
         }
         let m = &self.sim.memory;
-        for (key, mib) in [("sim.memory.master", m.master), ("sim.memory.slave", m.slave), ("sim.memory.lb", m.lb), ("sim.memory.adminlb", m.adminlb), ("sim.memory.elb", m.elb)] {
+        for (key, mib) in [
+            ("sim.memory.master", m.master),
+            ("sim.memory.slave", m.slave),
+            ("sim.memory.lb", m.lb),
+            ("sim.memory.adminlb", m.adminlb),
+            ("sim.memory.elb", m.elb),
+        ] {
             if mib < 16 {
-                errors.push(SpecError::invalid(key, mib, "too little memory for the container (MiB)", "use at least 16; the defaults fit the default cluster"));
+                errors.push(SpecError::invalid(
+                    key,
+                    mib,
+                    "too little memory for the container (MiB)",
+                    "use at least 16; the defaults fit the default cluster",
+                ));
             }
         }
     }
 
     fn check_aws(&self, errors: &mut Vec<SpecError>) {
-        if let Some(region) = &self.aws.region {
-            if let Some((_, zones)) = REGION_AZS.iter().find(|(r, _)| r == region) {
-                if self.azs > *zones {
-                    errors.push(SpecError::invalid("azs", self.azs, format!("region {region} has {zones} availability zones"), format!("use at most {zones}, or another region")));
-                }
-            }
+        if let Some(region) = &self.aws.region
+            && let Some((_, zones)) = REGION_AZS.iter().find(|(r, _)| r == region)
+            && self.azs > *zones
+        {
+            errors.push(SpecError::invalid(
+                "azs",
+                self.azs,
+                format!("region {region} has {zones} availability zones"),
+                format!("use at most {zones}, or another region"),
+            ));
         }
-        if let Some(ami) = &self.aws.ami {
-            if !ami.starts_with("ami-") {
-                errors.push(SpecError::invalid("aws.ami", format!("{ami:?}"), "not an AMI id", "write it as \"ami-0123456789abcdef0\", or leave it out to look one up by aws.ami_name"));
-            }
+        if let Some(ami) = &self.aws.ami
+            && !ami.starts_with("ami-")
+        {
+            errors.push(SpecError::invalid(
+                "aws.ami",
+                format!("{ami:?}"),
+                "not an AMI id",
+                "write it as \"ami-0123456789abcdef0\", or leave it out to look one up by aws.ami_name",
+            ));
         }
     }
 
@@ -311,17 +430,37 @@ impl ClusterSpec {
             let text = match std::fs::read_to_string(&full) {
                 Ok(text) => text,
                 Err(e) => {
-                    errors.push(SpecError::invalid(&key, format!("{shown:?}"), format!("cannot read {}: {e}", full.display()), "give the path of a Marathon app JSON file, relative to the spec"));
+                    errors.push(SpecError::invalid(
+                        &key,
+                        format!("{shown:?}"),
+                        format!("cannot read {}: {e}", full.display()),
+                        "give the path of a Marathon app JSON file, relative to the spec",
+                    ));
                     continue;
                 }
             };
             match crate::app::AppFile::parse(&text) {
-                Err(why) => errors.push(SpecError::invalid(&key, format!("{shown:?}"), format!("not a Marathon app definition: {why}"), "fix the JSON; see the Marathon docs for POST /v2/apps")),
+                Err(why) => errors.push(SpecError::invalid(
+                    &key,
+                    format!("{shown:?}"),
+                    format!("not a Marathon app definition: {why}"),
+                    "fix the JSON; see the Marathon docs for POST /v2/apps",
+                )),
                 Ok(app) => match AppId::parse(&app.id) {
-                    Err(AppIdError(why)) => errors.push(SpecError::invalid(format!("{key}.id"), format!("{:?}", app.id), why, "use path segments of lowercase letters, digits and inner hyphens, e.g. \"/www\" or \"/shop/cart\"")),
+                    Err(AppIdError(why)) => errors.push(SpecError::invalid(
+                        format!("{key}.id"),
+                        format!("{:?}", app.id),
+                        why,
+                        "use path segments of lowercase letters, digits and inner hyphens, e.g. \"/www\" or \"/shop/cart\"",
+                    )),
                     Ok(id) => {
                         if let Some(first) = seen.get(&id) {
-                            errors.push(SpecError::invalid(format!("{key}.id"), format!("{:?}", app.id), format!("also the id of {first}"), "give every app its own id"));
+                            errors.push(SpecError::invalid(
+                                format!("{key}.id"),
+                                format!("{:?}", app.id),
+                                format!("also the id of {first}"),
+                                "give every app its own id",
+                            ));
                         } else {
                             seen.insert(id, shown);
                         }
@@ -331,4 +470,3 @@ impl ClusterSpec {
         }
     }
 }
-
