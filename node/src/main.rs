@@ -17,6 +17,8 @@ enum Program {
     // One variant per program, each taking the program's own `Args`.
     /// Keeps nginx routing every Marathon app `/foo` as `foo.<domain>`.
     LbSync(paas_node::lb_sync::Args),
+    /// The sim's Mesos master: leader election in ZooKeeper, the v1 scheduler API, /master/state.
+    MesosMaster(paas_node::mesos::master::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +34,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.program {
             Program::LbSync(args) => Ok(paas_node::lb_sync::run(args).await?),
+            Program::MesosMaster(args) => paas_node::mesos::master::run(args).await,
         }
     })
 }

@@ -1,0 +1,349 @@
+//! The master's HTTP endpoints: operator JSON (`/master/*`), the v1 scheduler API, and the
+//! agents' internal calls. Only the leader serves the scheduler API, the agents and the
+//! per-kind listings; the others answer 307 to the leader (503 while none is elected).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::Master;
+use super::cluster::CallError;
+use super::state_json;
+use crate::mesos::protocol::{AgentPing, PING_PATH, REGISTER_PATH, RegisterAgent, STATUS_PATH, StatusUpdate};
+use crate::mesos::v1::{Call, CallType};
+
+/// Header carrying the scheduler's stream id.
+const STREAM_ID: &str = "Mesos-Stream-Id";
+
+type Shared = State<Arc<Master>>;
+
+/// All routes of the master.
+pub fn router(master: Arc<Master>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/master/health", get(health))
+        .route("/health", get(health))
+        .route("/master/redirect", get(redirect))
+        .route("/master/state", get(state))
+        .route("/master/state.json", get(state))
+        .route("/state.json", get(state))
+        .route("/state", get(state))
+        .route("/master/slaves", get(slaves))
+        .route("/master/tasks", get(tasks))
+        .route("/master/frameworks", get(frameworks))
+        .route("/api/v1/scheduler", post(scheduler))
+        .route(REGISTER_PATH, post(register_agent))
+        .route(PING_PATH, post(agent_ping))
+        .route(STATUS_PATH, post(status_update))
+        .with_state(master)
+}
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, message.into()).into_response()
+}
+
+fn call_error(error: CallError) -> Response {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST);
+    text(status, error.message)
+}
+
+/// `//host:port<path>` of the leader, as Mesos writes its redirects.
+fn leader_location(master: &Master, path: &str) -> Option<String> {
+    let leader = master.leader.borrow();
+    let leader = leader.as_ref().filter(|l| l.id != master.info.id)?;
+    let host = leader
+        .address
+        .as_ref()
+        .and_then(|a| a.hostname.clone().or_else(|| a.ip.clone()))
+        .or_else(|| leader.hostname.clone())
+        .unwrap_or_else(|| leader.ipv4().to_string());
+    Some(format!("//{host}:{}{path}", leader.port))
+}
+
+/// `None` when this master leads; otherwise the redirect (or 503) to answer with.
+fn unless_leading(master: &Master, uri: &Uri) -> Option<Response> {
+    if master.leading() {
+        return None;
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(match leader_location(master, path) {
+        Some(location) => temporary_redirect(&location),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    })
+}
+
+fn temporary_redirect(location: &str) -> Response {
+    let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+async fn index(State(master): Shared) -> Html<String> {
+    let leader = master
+        .leader
+        .borrow()
+        .as_ref()
+        .and_then(|l| l.pid.clone())
+        .unwrap_or_else(|| "none".to_owned());
+    let (agents, frameworks, tasks) = master
+        .with_cluster(|c| {
+            let tasks: usize = c.frameworks.values().map(|f| f.tasks.len()).sum();
+            (c.agents.len(), c.frameworks.len(), tasks)
+        })
+        .unwrap_or_default();
+    Html(format!(
+        "<!doctype html><html><head><title>Mesos</title></head><body>\
+         <h1>Mesos master {id}</h1><p>Version {version}. Leader: {leader}.</p>\
+         <p>Agents: {agents}. Frameworks: {frameworks}. Active tasks: {tasks}.</p>\
+         <p><a href=\"/master/state\">/master/state</a></p></body></html>",
+        id = master.info.id,
+        version = super::MESOS_VERSION,
+    ))
+}
+
+async fn health() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn redirect(State(master): Shared) -> Response {
+    let location = if master.leading() {
+        let address = master.info.address.clone().unwrap_or_default();
+        Some(format!(
+            "//{}:{}",
+            address.hostname.or(address.ip).unwrap_or_default(),
+            master.info.port
+        ))
+    } else {
+        leader_location(&master, "")
+    };
+    match location {
+        Some(location) => temporary_redirect(&location),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
+}
+
+async fn state(State(master): Shared) -> Response {
+    let body = master
+        .with_cluster(|c| state_json::state(&master, Some(c)))
+        .unwrap_or_else(|| state_json::state(&master, None));
+    axum::Json(body).into_response()
+}
+
+async fn slaves(State(master): Shared, uri: Uri) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    let body = master.with_cluster(|c| json!({"slaves": state_json::slaves(c), "recovered_slaves": []}));
+    axum::Json(body).into_response()
+}
+
+async fn tasks(State(master): Shared, uri: Uri) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    let body = master.with_cluster(|c| json!({"tasks": state_json::tasks(c)}));
+    axum::Json(body).into_response()
+}
+
+async fn frameworks(State(master): Shared, uri: Uri) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    let body = master.with_cluster(|c| {
+        json!({
+            "frameworks": state_json::frameworks(c),
+            "completed_frameworks": state_json::completed_frameworks(c),
+            "unregistered_frameworks": [],
+        })
+    });
+    axum::Json(body).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// v1 scheduler API
+// ---------------------------------------------------------------------------------------------
+
+/// Checks the presence of the part of a call its type requires, with Mesos' messages.
+fn validate(call: &Call) -> Result<(), CallError> {
+    let bad = |message: &str| {
+        Err(CallError {
+            status: 400,
+            message: format!("Failed to validate scheduler::Call: {message}"),
+        })
+    };
+    if call.kind == CallType::Subscribe {
+        let Some(subscribe) = &call.subscribe else {
+            return bad("Expecting 'subscribe' to be present");
+        };
+        if let (Some(outer), Some(inner)) = (&call.framework_id, &subscribe.framework_info.id)
+            && outer != inner
+        {
+            return bad("'framework_id' differs from 'subscribe.framework_info.id'");
+        }
+        if call.framework_id.is_some() && subscribe.framework_info.id.is_none() {
+            return bad("'framework_id' differs from 'subscribe.framework_info.id'");
+        }
+        return Ok(());
+    }
+    if call.framework_id.as_ref().is_none_or(|f| f.value.is_empty()) {
+        return bad("Expecting 'framework_id' to be present");
+    }
+    let missing = match call.kind {
+        CallType::Accept => call.accept.is_none().then_some("accept"),
+        CallType::Decline => call.decline.is_none().then_some("decline"),
+        CallType::Kill => call.kill.is_none().then_some("kill"),
+        CallType::Acknowledge => call.acknowledge.is_none().then_some("acknowledge"),
+        CallType::Reconcile => call.reconcile.is_none().then_some("reconcile"),
+        CallType::Teardown | CallType::Revive | CallType::Suppress => None,
+        CallType::Message | CallType::Request | CallType::Shutdown => None,
+        CallType::AcceptInverseOffers | CallType::DeclineInverseOffers => None,
+        CallType::Unknown => return bad("Expecting 'type' to be present"),
+        _ => return bad("This call type is not supported by this master"),
+    };
+    if let Some(field) = missing {
+        return bad(&format!("Expecting '{field}' to be present"));
+    }
+    Ok(())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn scheduler(State(master): Shared, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    if let Some(content_type) = header(&headers, header::CONTENT_TYPE)
+        && !content_type.starts_with("application/json")
+    {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Expecting 'Content-Type' of application/json (this master speaks JSON only), got '{content_type}'"),
+        );
+    }
+    if let Some(accept) = header(&headers, header::ACCEPT)
+        && !(accept.contains("application/json") || accept.contains("*/*"))
+    {
+        return text(StatusCode::NOT_ACCEPTABLE, "Expecting 'Accept' to allow application/json");
+    }
+    let call: Call = match serde_json::from_slice(&body) {
+        Ok(call) => call,
+        Err(e) => {
+            return text(StatusCode::BAD_REQUEST, format!("Failed to parse body into Call protobuf: {e}"));
+        }
+    };
+    if let Err(e) = validate(&call) {
+        return call_error(e);
+    }
+    let stream_id = header(&headers, STREAM_ID);
+    if call.kind == CallType::Subscribe {
+        if stream_id.is_some() {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Subscribe calls should not include the 'Mesos-Stream-Id' header",
+            );
+        }
+        return subscribe(&master, call);
+    }
+    let framework_id = call.framework_id.as_ref().map(|f| f.value.clone()).unwrap_or_default();
+    let outcome = master.with_cluster(|cluster| {
+        cluster.check_stream(&framework_id, stream_id)?;
+        match call.kind {
+            CallType::Teardown => cluster.teardown(&framework_id),
+            CallType::Accept => cluster.accept(&framework_id, call.accept.as_ref().expect("validated")),
+            CallType::Decline => cluster.decline(&framework_id, call.decline.as_ref().expect("validated")),
+            CallType::Kill => cluster.kill(&framework_id, call.kill.as_ref().expect("validated")),
+            CallType::Acknowledge => cluster.acknowledge(&framework_id, call.acknowledge.as_ref().expect("validated"))?,
+            CallType::Reconcile => cluster.reconcile(&framework_id, call.reconcile.as_ref().expect("validated")),
+            CallType::Revive => cluster.revive(&framework_id),
+            CallType::Suppress => cluster.suppress(&framework_id),
+            // Accepted and ignored: the sim has no executors, inverse offers or requests.
+            _ => {}
+        }
+        Ok(())
+    });
+    match outcome {
+        Some(Ok(())) => StatusCode::ACCEPTED.into_response(),
+        Some(Err(e)) => call_error(e),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
+}
+
+fn subscribe(master: &Master, call: Call) -> Response {
+    let info = call.subscribe.expect("validated").framework_info;
+    let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<u8>>();
+    let Some((framework_id, stream_id)) = master.with_cluster(|c| c.subscribe(info, sender)) else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected");
+    };
+    tracing::debug!(framework = %framework_id, stream = %stream_id, "SUBSCRIBE stream opened");
+    // The body ends when the master drops the sender (framework removed or re-subscribed);
+    // when the client goes away hyper drops the body, and the next send marks it disconnected.
+    let events = futures::stream::poll_fn(move |cx| receiver.poll_recv(cx).map(|event| event.map(Ok::<Vec<u8>, Infallible>)));
+    let mut response = Response::new(Body::from_stream(events));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(&stream_id) {
+        headers.insert(STREAM_ID, value);
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+// ---------------------------------------------------------------------------------------------
+
+async fn register_agent(State(master): Shared, uri: Uri, body: Bytes) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    let request: RegisterAgent = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("malformed registration: {e}")),
+    };
+    match master.with_cluster(|c| c.register_agent(request)) {
+        Some(registered) => axum::Json(registered).into_response(),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
+}
+
+async fn agent_ping(State(master): Shared, uri: Uri, body: Bytes) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    let ping: AgentPing = match serde_json::from_slice(&body) {
+        Ok(ping) => ping,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("malformed ping: {e}")),
+    };
+    match master.with_cluster(|c| c.agent_ping(&ping.agent_id.value)) {
+        Some(true) => StatusCode::OK.into_response(),
+        Some(false) => text(StatusCode::NOT_FOUND, "Agent is not registered"),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
+}
+
+async fn status_update(State(master): Shared, uri: Uri, body: Bytes) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    let update: StatusUpdate = match serde_json::from_slice(&body) {
+        Ok(update) => update,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("malformed status update: {e}")),
+    };
+    let applied = master.with_cluster(|c| c.status_update(&update.agent_id.value, &update.framework_id.value, update.status));
+    match applied {
+        Some(true) => StatusCode::ACCEPTED.into_response(),
+        Some(false) => text(StatusCode::NOT_FOUND, "Agent is not registered"),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
+}
