@@ -81,11 +81,11 @@ const IRRELEVANT: &[&str] = &[
 
 /// The type of an event: its `event:` name, else the `eventType` in its JSON data.
 pub fn event_type(message: &SseMessage) -> Option<String> {
-    message.event.clone().filter(|e| !e.is_empty()).or_else(|| {
-        serde_json::from_str::<EventEnvelope>(&message.data)
-            .ok()
-            .and_then(|e| e.event_type)
-    })
+    message
+        .event
+        .clone()
+        .filter(|e| !e.is_empty())
+        .or_else(|| serde_json::from_str::<EventEnvelope>(&message.data).ok().and_then(|e| e.event_type))
 }
 
 /// What `message` means for the routes.
@@ -106,11 +106,7 @@ mod tests {
     fn decodes_the_recorded_stream_in_any_chunking() {
         for chunk in [1, 7, 64, RECORDED.len()] {
             let mut decoder = SseDecoder::default();
-            let messages: Vec<SseMessage> = RECORDED
-                .as_bytes()
-                .chunks(chunk)
-                .flat_map(|c| decoder.push(c))
-                .collect();
+            let messages: Vec<SseMessage> = RECORDED.as_bytes().chunks(chunk).flat_map(|c| decoder.push(c)).collect();
             let kinds: Vec<Option<String>> = messages.iter().map(event_type).collect();
             assert_eq!(
                 kinds,
@@ -125,11 +121,7 @@ mod tests {
             let effects: Vec<EventEffect> = messages.iter().map(effect).collect();
             assert_eq!(
                 effects,
-                [
-                    EventEffect::Nothing,
-                    EventEffect::RoutesMayChange,
-                    EventEffect::RoutesMayChange
-                ]
+                [EventEffect::Nothing, EventEffect::RoutesMayChange, EventEffect::RoutesMayChange]
             );
             assert!(messages[2].data.contains("\"taskStatus\":\"TASK_RUNNING\""));
         }
@@ -142,14 +134,8 @@ mod tests {
             b": keep-alive\r\n\r\ndata: {\"eventType\":\r\ndata: \"health_status_changed_event\"}\r\n\r\nevent: subscribe_event\ndata: {}\n\n",
         );
         assert_eq!(messages.len(), 2);
-        assert_eq!(
-            messages[0].data,
-            "{\"eventType\":\n\"health_status_changed_event\"}"
-        );
-        assert_eq!(
-            event_type(&messages[0]).as_deref(),
-            Some("health_status_changed_event")
-        );
+        assert_eq!(messages[0].data, "{\"eventType\":\n\"health_status_changed_event\"}");
+        assert_eq!(event_type(&messages[0]).as_deref(), Some("health_status_changed_event"));
         assert_eq!(effect(&messages[0]), EventEffect::RoutesMayChange);
         assert_eq!(effect(&messages[1]), EventEffect::Nothing);
     }

@@ -4,11 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures::StreamExt;
 use tokio::sync::Notify;
 
 use super::event::{EventEffect, SseDecoder, effect, event_type};
 use super::marathons::{Backoff, Marathons, error_chain};
+
+/// How long a stream must have lasted for its end to count as a normal disconnect.
+const STABLE_STREAM: Duration = Duration::from_secs(5);
 
 /// Where the follower reports, and where it is told to drop its stream.
 #[derive(Debug, Default)]
@@ -27,17 +32,29 @@ pub async fn follow_events(marathons: Arc<Marathons>, signals: Arc<Signals>) {
     let mut index = marathons.current();
     let mut failures = 0usize;
     loop {
+        // The leader is where events originate; a standby may refuse or drop the stream.
+        if let Some(leader) = marathons.leader(index).await {
+            index = leader;
+        }
         let base = marathons.base(index).clone();
         match marathons.events(index).await {
             Ok(response) => {
                 tracing::info!(marathon = %base, "following the event stream");
                 marathons.set_current(index);
-                backoff.reset();
-                failures = 0;
                 // Events may have been missed while not connected: resync in full.
                 signals.changes.notify_one();
+                let opened = Instant::now();
                 let reason = read_stream(response, &signals).await;
                 tracing::warn!(marathon = %base, reason, "event stream ended; failing over");
+                // A stream that ends at once counts as a failure, so a Marathon that accepts and
+                // drops streams cannot make lb-sync reconnect (and resync) in a tight loop.
+                if opened.elapsed() >= STABLE_STREAM {
+                    backoff.reset();
+                    failures = 0;
+                } else {
+                    failures += 1;
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
             }
             Err(error) => {
                 tracing::warn!(marathon = %base, error = %error_chain(&error), "cannot open the event stream");

@@ -29,10 +29,7 @@ pub enum MarathonError {
         source: reqwest::Error,
     },
     #[error("{url} answered {status}")]
-    Status {
-        url: Url,
-        status: reqwest::StatusCode,
-    },
+    Status { url: Url, status: reqwest::StatusCode },
     #[error("{url} answered an app list that does not decode")]
     Decode {
         url: Url,
@@ -99,8 +96,7 @@ impl Marathons {
     }
 
     pub fn set_current(&self, index: usize) {
-        self.current
-            .store(index % self.bases.len(), Ordering::Relaxed);
+        self.current.store(index % self.bases.len(), Ordering::Relaxed);
     }
 
     /// Reads every app with its tasks, from the current Marathon first, then each other in turn.
@@ -124,10 +120,7 @@ impl Marathons {
     }
 
     async fn apps_from(&self, index: usize) -> Result<AppList, MarathonError> {
-        let mut url = self
-            .base(index)
-            .join("v2/apps")
-            .expect("a relative path joins any base");
+        let mut url = self.base(index).join("v2/apps").expect("a relative path joins any base");
         url.set_query(Some("embed=apps.tasks"));
         let response = self
             .http
@@ -136,10 +129,7 @@ impl Marathons {
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
-            .map_err(|source| MarathonError::Request {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| MarathonError::Request { url: url.clone(), source })?;
         if !response.status().is_success() {
             return Err(MarathonError::Status {
                 url,
@@ -149,31 +139,43 @@ impl Marathons {
         let body = response
             .bytes()
             .await
-            .map_err(|source| MarathonError::Request {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| MarathonError::Request { url: url.clone(), source })?;
         serde_json::from_slice(&body).map_err(|source| MarathonError::Decode { url, source })
+    }
+
+    /// Asks the Marathon at `index` who leads (`GET /v2/leader`) and returns the leader's index
+    /// when it is one of ours. `None` when it does not answer or names an address not in the list
+    /// (e.g. a host name where lb-sync was given an IP).
+    pub async fn leader(&self, index: usize) -> Option<usize> {
+        #[derive(serde::Deserialize)]
+        struct Leader {
+            leader: String,
+        }
+        let url = self.base(index).join("v2/leader").expect("a relative path joins any base");
+        let response = self.http.get(url).timeout(REQUEST_TIMEOUT).send().await.ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let leader: Leader = response.json().await.ok()?;
+        let (host, port) = leader.leader.rsplit_once(':')?;
+        let port: u16 = port.parse().ok()?;
+        self.bases
+            .iter()
+            .position(|base| base.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host)) && base.port_or_known_default() == Some(port))
     }
 
     /// Opens `/v2/events` on the Marathon at `index`; the answer's body is the event stream.
     ///
     /// Fails when the Marathon cannot be reached or does not answer 2xx.
     pub async fn events(&self, index: usize) -> Result<reqwest::Response, MarathonError> {
-        let url = self
-            .base(index)
-            .join("v2/events")
-            .expect("a relative path joins any base");
+        let url = self.base(index).join("v2/events").expect("a relative path joins any base");
         let response = self
             .http
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "text/event-stream")
             .send()
             .await
-            .map_err(|source| MarathonError::Request {
-                url: url.clone(),
-                source,
-            })?;
+            .map_err(|source| MarathonError::Request { url: url.clone(), source })?;
         if !response.status().is_success() {
             return Err(MarathonError::Status {
                 url,
@@ -194,11 +196,7 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            next: min,
-        }
+        Backoff { min, max, next: min }
     }
 
     /// The delay before the next attempt; each call doubles the following one.
@@ -231,16 +229,9 @@ mod tests {
 
     #[test]
     fn urls_are_checked_and_normalised() {
-        let marathons =
-            Marathons::new(&["http://m1:8080".into(), "http://m2:8080/".into()]).unwrap();
-        assert_eq!(
-            marathons.base(1).join("v2/events").unwrap().as_str(),
-            "http://m2:8080/v2/events"
-        );
-        assert!(matches!(
-            Marathons::new(&["m1:8080".into()]),
-            Err(MarathonError::InvalidUrl { .. })
-        ));
+        let marathons = Marathons::new(&["http://m1:8080".into(), "http://m2:8080/".into()]).unwrap();
+        assert_eq!(marathons.base(1).join("v2/events").unwrap().as_str(), "http://m2:8080/v2/events");
+        assert!(matches!(Marathons::new(&["m1:8080".into()]), Err(MarathonError::InvalidUrl { .. })));
         assert!(matches!(Marathons::new(&[]), Err(MarathonError::NoUrl)));
     }
 

@@ -103,19 +103,14 @@ pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result
     };
     let signals = Arc::new(Signals::default());
     let follower = tokio::spawn(follow_events(marathons.clone(), signals.clone()));
-    RouteSync::new(config, marathons, nginx, signals)
-        .run(shutdown)
-        .await;
+    RouteSync::new(config, marathons, nginx, signals).run(shutdown).await;
     follower.abort();
     Ok(())
 }
 
 /// Accepts `80` or `127.0.0.1:80`: nothing else may reach nginx's `listen` directive.
 fn parse_listen(value: &str) -> Result<String, String> {
-    let valid = value.parse::<u16>().is_ok_and(|p| p != 0)
-        || value
-            .parse::<std::net::SocketAddrV4>()
-            .is_ok_and(|a| a.port() != 0);
+    let valid = value.parse::<u16>().is_ok_and(|p| p != 0) || value.parse::<std::net::SocketAddrV4>().is_ok_and(|a| a.port() != 0);
     if valid {
         Ok(value.to_owned())
     } else {

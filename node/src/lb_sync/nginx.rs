@@ -94,15 +94,10 @@ impl Nginx {
     /// keeps its old config if the new one does not load.
     pub async fn reload(&self) -> Result<(), NginxError> {
         let mut command = self.command();
-        command
-            .arg("-c")
-            .arg(&self.main_conf)
-            .args(["-s", "reload"]);
+        command.arg("-c").arg(&self.main_conf).args(["-s", "reload"]);
         let output = self.output(command, "-s reload").await?;
         if !output.status.success() {
-            return Err(NginxError::Reload {
-                output: describe(&output),
-            });
+            return Err(NginxError::Reload { output: describe(&output) });
         }
         Ok(())
     }
@@ -119,10 +114,7 @@ impl Nginx {
         let routes = self.routes.to_string_lossy();
         let candidate = candidate.to_string_lossy();
         let (path, text) = if main.contains(routes.as_ref()) {
-            (
-                sibling(&self.main_conf, "lb-sync-check"),
-                main.replace(routes.as_ref(), &candidate),
-            )
+            (sibling(&self.main_conf, "lb-sync-check"), main.replace(routes.as_ref(), &candidate))
         } else {
             (
                 sibling(&self.routes, "check"),
@@ -138,9 +130,7 @@ impl Nginx {
         command.args(["-t", "-q", "-c"]).arg(config);
         let output = self.output(command, "-t").await?;
         if !output.status.success() {
-            return Err(NginxError::Rejected {
-                output: describe(&output),
-            });
+            return Err(NginxError::Rejected { output: describe(&output) });
         }
         Ok(())
     }
@@ -154,11 +144,7 @@ impl Nginx {
         command
     }
 
-    async fn output(
-        &self,
-        mut command: Command,
-        action: &'static str,
-    ) -> Result<std::process::Output, NginxError> {
+    async fn output(&self, mut command: Command, action: &'static str) -> Result<std::process::Output, NginxError> {
         match tokio::time::timeout(COMMAND_TIMEOUT, command.output()).await {
             Ok(Ok(output)) => Ok(output),
             Ok(Err(source)) => Err(NginxError::Spawn {
@@ -177,10 +163,7 @@ impl Nginx {
 /// A hidden file beside `path`: `dir/.name.suffix`. Hidden, so `include dir/*.conf` globs in the
 /// main config never pick it up.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{suffix}"))
 }
 

@@ -17,9 +17,7 @@ const NEXT_UPSTREAM: &str = "error timeout http_502 http_503 http_504";
 /// Pure and deterministic: the same table gives the same text, so comparing texts tells
 /// whether nginx needs a reload.
 pub fn render(table: &RoutingTable, listen: &str) -> String {
-    let mut out = String::from(
-        "# Routes from Marathon, written by paas-node lb-sync: edits are overwritten.\n",
-    );
+    let mut out = String::from("# Routes from Marathon, written by paas-node lb-sync: edits are overwritten.\n");
     for route in &table.routes {
         render_route(&mut out, route, listen);
     }
@@ -76,25 +74,19 @@ mod tests {
             {"id": "/idle", "tasks": []}
         ]}))
         .unwrap();
-        let table =
-            RoutingTable::from_apps(&list.apps, &VirtualHost::parse("paas.localhost").unwrap());
+        let table = RoutingTable::from_apps(&list.apps, &VirtualHost::parse("paas.localhost").unwrap());
         let text = render(&table, "8080");
-        assert!(text.contains("upstream app_web_shop_paas_localhost {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n}"), "{text}");
+        assert!(
+            text.contains("upstream app_web_shop_paas_localhost {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n}"),
+            "{text}"
+        );
         assert!(!text.contains("10.0.0.2"), "{text}");
+        assert!(text.contains("server_name web.shop.paas.localhost;"), "{text}");
         assert!(
-            text.contains("server_name web.shop.paas.localhost;"),
+            text.contains("server_name idle.paas.localhost;\n    location / {\n        return 503;"),
             "{text}"
         );
-        assert!(
-            text.contains(
-                "server_name idle.paas.localhost;\n    location / {\n        return 503;"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("proxy_next_upstream error timeout http_502"),
-            "{text}"
-        );
+        assert!(text.contains("proxy_next_upstream error timeout http_502"), "{text}");
         assert_eq!(text, render(&table, "8080"), "rendering is deterministic");
     }
 }

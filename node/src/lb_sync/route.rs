@@ -49,10 +49,7 @@ impl VirtualHost {
             if label.starts_with('-') || label.ends_with('-') {
                 return invalid("a label starts or ends with a hyphen");
             }
-            if !label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            {
+            if !label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
                 return invalid("only letters, digits, hyphens and dots are allowed");
             }
         }
@@ -100,15 +97,11 @@ impl Backend {
     /// `None` when the task has no port, a port outside 1..=65535, or a host with characters
     /// that have no place in a host name (which could otherwise inject nginx directives).
     pub fn of_task(task: &wire::Task) -> Option<Backend> {
-        let port = u16::try_from(*task.ports.first()?)
-            .ok()
-            .filter(|p| *p != 0)?;
+        let port = u16::try_from(*task.ports.first()?).ok().filter(|p| *p != 0)?;
         let host = task.host.trim();
         let safe = !host.is_empty()
             && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
             && !host.starts_with(['-', '.']);
         safe.then(|| Backend {
             host: host.to_owned(),
@@ -148,8 +141,7 @@ pub fn is_routable(app: &wire::App, task: &wire::Task) -> bool {
         None => task.started_at.is_some(),
     };
     let healthy = app.health_checks.is_empty()
-        || (task.health_check_results.len() >= app.health_checks.len()
-            && task.health_check_results.iter().all(|r| r.alive));
+        || (task.health_check_results.len() >= app.health_checks.len() && task.health_check_results.iter().all(|r| r.alive));
     running && healthy
 }
 
@@ -202,11 +194,8 @@ fn app_hosts(app: &wire::App, domain: &VirtualHost) -> Vec<VirtualHost> {
         let Some(value) = app.labels.get(label) else {
             continue;
         };
-        let parsed: Result<Vec<VirtualHost>, InvalidHostName> = value
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(VirtualHost::parse)
-            .collect();
+        let parsed: Result<Vec<VirtualHost>, InvalidHostName> =
+            value.split(',').filter(|s| !s.trim().is_empty()).map(VirtualHost::parse).collect();
         match parsed {
             Ok(hosts) if !hosts.is_empty() => return hosts,
             Ok(_) => {}
@@ -233,22 +222,13 @@ mod tests {
     #[test]
     fn app_ids_map_to_hosts_under_the_domain() {
         let d = domain();
-        assert_eq!(
-            VirtualHost::for_app_id("/a", &d).unwrap().as_str(),
-            "a.paas.localhost"
-        );
+        assert_eq!(VirtualHost::for_app_id("/a", &d).unwrap().as_str(), "a.paas.localhost");
         assert_eq!(
             VirtualHost::for_app_id("/group/app", &d).unwrap().as_str(),
             "app.group.paas.localhost"
         );
-        assert_eq!(
-            VirtualHost::for_app_id("/my-app", &d).unwrap().as_str(),
-            "my-app.paas.localhost"
-        );
-        assert_eq!(
-            VirtualHost::for_app_id("/a/b/c-d", &d).unwrap().as_str(),
-            "c-d.b.a.paas.localhost"
-        );
+        assert_eq!(VirtualHost::for_app_id("/my-app", &d).unwrap().as_str(), "my-app.paas.localhost");
+        assert_eq!(VirtualHost::for_app_id("/a/b/c-d", &d).unwrap().as_str(), "c-d.b.a.paas.localhost");
         assert!(VirtualHost::for_app_id("/", &d).is_err());
         assert!(VirtualHost::for_app_id("/-bad", &d).is_err());
         assert!(VirtualHost::for_app_id("/a_b", &d).is_err());
@@ -256,23 +236,10 @@ mod tests {
 
     #[test]
     fn host_names_reject_what_could_break_nginx_config() {
-        for bad in [
-            "",
-            "a..b",
-            "a;b",
-            "a b",
-            "a}",
-            "-a",
-            "a-",
-            &"x".repeat(64),
-            "$host",
-        ] {
+        for bad in ["", "a..b", "a;b", "a b", "a}", "-a", "a-", &"x".repeat(64), "$host"] {
             assert!(VirtualHost::parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(
-            VirtualHost::parse("WWW.Example.COM.").unwrap().as_str(),
-            "www.example.com"
-        );
+        assert_eq!(VirtualHost::parse("WWW.Example.COM.").unwrap().as_str(), "www.example.com");
     }
 
     fn task(host: &str, port: i64, state: &str) -> wire::Task {
@@ -300,11 +267,7 @@ mod tests {
             ..Default::default()
         };
         let table = RoutingTable::from_apps(&[app], &domain());
-        let backends: Vec<String> = table.routes[0]
-            .backends
-            .iter()
-            .map(|b| b.to_string())
-            .collect();
+        let backends: Vec<String> = table.routes[0].backends.iter().map(|b| b.to_string()).collect();
         assert_eq!(backends, ["10.0.0.1:31000"]);
     }
 
@@ -312,21 +275,14 @@ mod tests {
     fn labels_override_the_host_and_conflicts_go_to_the_smaller_id() {
         let labelled = wire::App {
             id: "/zeta".into(),
-            labels: [(
-                "HAPROXY_0_VHOST".to_owned(),
-                "www.example.com, api.example.com".to_owned(),
-            )]
-            .into(),
+            labels: [("HAPROXY_0_VHOST".to_owned(), "www.example.com, api.example.com".to_owned())].into(),
             ..Default::default()
         };
         let paas_label_wins = wire::App {
             id: "/y".into(),
             labels: [
                 ("PAAS_VHOST".to_owned(), "a.paas.localhost".to_owned()),
-                (
-                    "HAPROXY_0_VHOST".to_owned(),
-                    "ignored.example.com".to_owned(),
-                ),
+                ("HAPROXY_0_VHOST".to_owned(), "ignored.example.com".to_owned()),
             ]
             .into(),
             ..Default::default()
@@ -340,27 +296,18 @@ mod tests {
             labels: [("PAAS_VHOST".to_owned(), "bad;host".to_owned())].into(),
             ..Default::default()
         };
-        let table =
-            RoutingTable::from_apps(&[labelled, paas_label_wins, derived, bad_label], &domain());
+        let table = RoutingTable::from_apps(&[labelled, paas_label_wins, derived, bad_label], &domain());
         let hosts: Vec<(String, Vec<String>)> = table
             .routes
             .iter()
-            .map(|r| {
-                (
-                    r.app_id.clone(),
-                    r.hosts.iter().map(|h| h.to_string()).collect(),
-                )
-            })
+            .map(|r| (r.app_id.clone(), r.hosts.iter().map(|h| h.to_string()).collect()))
             .collect();
         assert_eq!(
             hosts,
             [
                 ("/a".to_owned(), vec!["a.paas.localhost".to_owned()]),
                 ("/b".to_owned(), vec!["b.paas.localhost".to_owned()]),
-                (
-                    "/zeta".to_owned(),
-                    vec!["api.example.com".to_owned(), "www.example.com".to_owned()]
-                ),
+                ("/zeta".to_owned(), vec!["api.example.com".to_owned(), "www.example.com".to_owned()]),
             ]
         );
     }
@@ -378,9 +325,7 @@ mod tests {
             .is_none()
         );
         assert_eq!(
-            Backend::of_task(&task("agent-1.sim", 31001, "TASK_RUNNING"))
-                .unwrap()
-                .to_string(),
+            Backend::of_task(&task("agent-1.sim", 31001, "TASK_RUNNING")).unwrap().to_string(),
             "agent-1.sim:31001"
         );
     }

@@ -63,12 +63,7 @@ pub struct RouteSync {
 }
 
 impl RouteSync {
-    pub fn new(
-        config: RouteSyncConfig,
-        marathons: Arc<Marathons>,
-        nginx: Nginx,
-        signals: Arc<Signals>,
-    ) -> RouteSync {
+    pub fn new(config: RouteSyncConfig, marathons: Arc<Marathons>, nginx: Nginx, signals: Arc<Signals>) -> RouteSync {
         RouteSync {
             config,
             marathons,

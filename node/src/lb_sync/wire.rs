@@ -108,8 +108,7 @@ mod tests {
     #[test]
     fn tolerates_nulls_and_missing_fields() {
         let app: App =
-            serde_json::from_str(r#"{"id":"/a","labels":null,"healthChecks":null,"tasks":[{"host":"h","ports":null}],"extra":1}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"id":"/a","labels":null,"healthChecks":null,"tasks":[{"host":"h","ports":null}],"extra":1}"#).unwrap();
         assert!(app.labels.is_empty() && app.health_checks.is_empty());
         assert!(app.tasks[0].ports.is_empty() && app.tasks[0].state.is_none());
     }

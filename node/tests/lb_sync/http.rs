@@ -41,10 +41,7 @@ pub struct TestServer {
 
 impl TestServer {
     /// Serves `handler` on `127.0.0.1:port` (`0`: any free port).
-    pub async fn start(
-        port: u16,
-        handler: impl Fn(&Request) -> Answer + Send + Sync + 'static,
-    ) -> TestServer {
+    pub async fn start(port: u16, handler: impl Fn(&Request) -> Answer + Send + Sync + 'static) -> TestServer {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("binding a test server on 127.0.0.1");
@@ -66,10 +63,7 @@ impl TestServer {
                 }
             }
         });
-        TestServer {
-            port,
-            task: Some(task),
-        }
+        TestServer { port, task: Some(task) }
     }
 
     /// Stops listening and closes every open connection.
@@ -103,11 +97,7 @@ async fn serve(mut stream: TcpStream, handler: Handler) {
     }
     let text = String::from_utf8_lossy(&head);
     let request = Request {
-        path: text
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned(),
+        path: text.split_whitespace().nth(1).unwrap_or_default().to_owned(),
     };
     match handler(&request) {
         Answer::Full {
@@ -124,9 +114,7 @@ async fn serve(mut stream: TcpStream, handler: Handler) {
         }
         Answer::Events { first, mut events } => {
             let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
-            if stream.write_all(head.as_bytes()).await.is_err()
-                || stream.write_all(first.as_bytes()).await.is_err()
-            {
+            if stream.write_all(head.as_bytes()).await.is_err() || stream.write_all(first.as_bytes()).await.is_err() {
                 return;
             }
             loop {
@@ -155,10 +143,7 @@ pub async fn get(port: u16, host: &str) -> Option<(u16, String)> {
         stream.read_to_end(&mut response).await.ok()?;
         let text = String::from_utf8_lossy(&response).into_owned();
         let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
         Some((status, body))
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), exchange)

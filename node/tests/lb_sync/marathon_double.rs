@@ -49,8 +49,7 @@ impl Cluster {
                     "slaveId": "agent-1", "stagedAt": "2026-01-01T00:00:00.000Z",
                 });
                 if let Some(alive) = t.alive {
-                    task["healthCheckResults"] =
-                        json!([{"alive": alive, "consecutiveFailures": if alive {0} else {3}}]);
+                    task["healthCheckResults"] = json!([{"alive": alive, "consecutiveFailures": if alive {0} else {3}}]);
                 }
                 task
             })
@@ -81,12 +80,23 @@ pub struct MarathonDouble {
 }
 
 impl MarathonDouble {
-    /// Serves `cluster` on `port` (`0`: any free port).
+    /// Serves `cluster` on `port` (`0`: any free port), without a leader (`/v2/leader` 404s).
     pub async fn start(port: u16, cluster: Cluster) -> MarathonDouble {
+        MarathonDouble::start_with_leader(port, cluster, None).await
+    }
+
+    /// Serves `cluster` on `port`, naming `127.0.0.1:<leader>` on `/v2/leader` when given.
+    pub async fn start_with_leader(port: u16, cluster: Cluster, leader: Option<u16>) -> MarathonDouble {
         let (events, _) = broadcast::channel(1024);
         let (sender, served) = (events.clone(), cluster);
         let server = TestServer::start(port, move |request| {
-            if request.path.starts_with("/v2/apps") {
+            if let (true, Some(leader)) = (request.path.starts_with("/v2/leader"), leader) {
+                Answer::Full {
+                    status: 200,
+                    content_type: "application/json",
+                    body: json!({"leader": format!("127.0.0.1:{leader}")}).to_string(),
+                }
+            } else if request.path.starts_with("/v2/apps") {
                 Answer::Full {
                     status: 200,
                     content_type: "application/json",
@@ -94,10 +104,7 @@ impl MarathonDouble {
                 }
             } else if request.path.starts_with("/v2/events") {
                 Answer::Events {
-                    first: sse(
-                        "event_stream_attached",
-                        &json!({"remoteAddress": "127.0.0.1"}),
-                    ),
+                    first: sse("event_stream_attached", &json!({"remoteAddress": "127.0.0.1"})),
                     events: sender.subscribe(),
                 }
             } else {

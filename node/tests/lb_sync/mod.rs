@@ -1,6 +1,7 @@
 //! lb-sync against real nginx: app tasks and Marathon doubles on 127.0.0.1, lb-sync as a process.
 
 mod backend;
+mod convergence;
 mod http;
 mod marathon_double;
 mod nginx;
@@ -32,6 +33,11 @@ pub fn start_lb_sync(nginx: &NginxServer, marathons: &[String], extra: &[&str]) 
         "--resync=30s".into(),
         "--min-reload-interval=100ms".into(),
     ];
+    // A flag in `extra` replaces the default above (clap refuses a flag given twice).
+    args.retain(|arg| {
+        let name = arg.split('=').next().unwrap_or_default();
+        !extra.iter().any(|e| e.split('=').next() == Some(name))
+    });
     args.extend(extra.iter().map(|s| s.to_string()));
     NodeProcess::spawn("lb-sync", args)
 }
@@ -42,9 +48,7 @@ pub async fn tally(port: u16, host: &str, requests: usize) -> BTreeMap<String, u
     let mut tally = BTreeMap::new();
     for _ in 0..requests {
         let key = match get(port, host).await {
-            Some((200, body)) => task_name(&body)
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("body:{body}")),
+            Some((200, body)) => task_name(&body).map(str::to_owned).unwrap_or_else(|| format!("body:{body}")),
             Some((status, _)) => format!("status:{status}"),
             None => "failed".to_owned(),
         };

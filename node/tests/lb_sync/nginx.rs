@@ -25,11 +25,7 @@ pub fn nginx_bin() -> PathBuf {
 pub fn main_conf(dir: &Path, port: u16) -> String {
     let d = dir.display();
     // As root, workers would otherwise run as `nobody`, which cannot enter the private temp dir.
-    let user = if running_as_root() {
-        "user root;\n"
-    } else {
-        ""
-    };
+    let user = if running_as_root() { "user root;\n" } else { "" };
     format!(
         "{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
          events {{\n    worker_connections 1024;\n}}\n\
@@ -86,17 +82,9 @@ impl NginxServer {
             port,
             child: Some(child),
         };
-        eventually(
-            Duration::from_secs(10),
-            "nginx to answer /status",
-            || async {
-                matches!(
-                    get(port, "status.check").await,
-                    Some((404, _)) | Some((200, _))
-                )
-                .then_some(())
-            },
-        )
+        eventually(Duration::from_secs(10), "nginx to answer /status", || async {
+            matches!(get(port, "status.check").await, Some((404, _)) | Some((200, _))).then_some(())
+        })
         .await;
         server
     }

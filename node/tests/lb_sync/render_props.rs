@@ -11,13 +11,7 @@ use proptest::prelude::*;
 
 use super::nginx::{main_conf, nginx_bin};
 
-const STATES: [&str; 5] = [
-    "TASK_RUNNING",
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_KILLING",
-    "TASK_FAILED",
-];
+const STATES: [&str; 5] = ["TASK_RUNNING", "TASK_STAGING", "TASK_STARTING", "TASK_KILLING", "TASK_FAILED"];
 
 #[derive(Debug, Clone)]
 struct GenTask {
@@ -64,11 +58,7 @@ fn app() -> impl Strategy<Value = GenApp> {
         0usize..3,
         prop::collection::vec(task(), 0..6),
     )
-        .prop_map(|(label, checks, tasks)| GenApp {
-            label,
-            checks,
-            tasks,
-        })
+        .prop_map(|(label, checks, tasks)| GenApp { label, checks, tasks })
 }
 
 /// The wire apps, and independently of lb-sync's code, which host must reach which backends.
@@ -85,11 +75,7 @@ fn model(apps: &BTreeMap<String, GenApp>) -> (Vec<wire::App>, BTreeMap<String, B
             }
             label => {
                 let host = format!("v{index}.example.test");
-                let key = if label == 1 {
-                    "PAAS_VHOST"
-                } else {
-                    "HAPROXY_0_VHOST"
-                };
+                let key = if label == 1 { "PAAS_VHOST" } else { "HAPROXY_0_VHOST" };
                 json["labels"][key] = serde_json::json!(host);
                 host
             }
@@ -97,16 +83,11 @@ fn model(apps: &BTreeMap<String, GenApp>) -> (Vec<wire::App>, BTreeMap<String, B
         let mut backends = BTreeSet::new();
         for (n, t) in app.tasks.iter().enumerate() {
             let address = format!("127.0.0.{}", t.octet);
-            let results: Vec<serde_json::Value> = t
-                .results
-                .iter()
-                .map(|alive| serde_json::json!({"alive": alive}))
-                .collect();
+            let results: Vec<serde_json::Value> = t.results.iter().map(|alive| serde_json::json!({"alive": alive})).collect();
             json["tasks"].as_array_mut().unwrap().push(serde_json::json!({
                 "id": format!("t{n}"), "host": address, "ports": [t.port], "state": t.state, "healthCheckResults": results,
             }));
-            let healthy =
-                app.checks == 0 || (t.results.len() >= app.checks && t.results.iter().all(|a| *a));
+            let healthy = app.checks == 0 || (t.results.len() >= app.checks && t.results.iter().all(|a| *a));
             if t.state == "TASK_RUNNING" && healthy && t.port != 0 {
                 backends.insert(format!("{address}:{}", t.port));
             }
@@ -124,31 +105,19 @@ fn routed(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut upstream: Option<String> = None;
     let mut names: Vec<String> = Vec::new();
     for line in text.lines().map(str::trim) {
-        if let Some(name) = line
-            .strip_prefix("upstream ")
-            .and_then(|l| l.strip_suffix(" {"))
-        {
+        if let Some(name) = line.strip_prefix("upstream ").and_then(|l| l.strip_suffix(" {")) {
             upstream = Some(name.to_owned());
             upstreams.insert(name.to_owned(), BTreeSet::new());
-        } else if let (Some(up), Some(server)) = (
-            &upstream,
-            line.strip_prefix("server ").filter(|l| l.ends_with(';')),
-        ) {
+        } else if let (Some(up), Some(server)) = (&upstream, line.strip_prefix("server ").filter(|l| l.ends_with(';'))) {
             upstreams
                 .get_mut(up)
                 .unwrap()
                 .insert(server.split_whitespace().next().unwrap().to_owned());
         } else if line == "}" {
             upstream = None;
-        } else if let Some(list) = line
-            .strip_prefix("server_name ")
-            .and_then(|l| l.strip_suffix(';'))
-        {
+        } else if let Some(list) = line.strip_prefix("server_name ").and_then(|l| l.strip_suffix(';')) {
             names = list.split_whitespace().map(str::to_owned).collect();
-        } else if let Some(target) = line
-            .strip_prefix("proxy_pass http://")
-            .and_then(|l| l.strip_suffix(';'))
-        {
+        } else if let Some(target) = line.strip_prefix("proxy_pass http://").and_then(|l| l.strip_suffix(';')) {
             for name in names.drain(..) {
                 routes.insert(name, upstreams[target].clone());
             }

@@ -22,10 +22,7 @@ async fn tasks(names: &[&str]) -> Vec<TaskServer> {
 }
 
 fn specs(servers: &[TaskServer]) -> Vec<TaskSpec> {
-    servers
-        .iter()
-        .map(|s| TaskSpec::running(&s.name, s.port()))
-        .collect()
+    servers.iter().map(|s| TaskSpec::running(&s.name, s.port())).collect()
 }
 
 #[tokio::test]
@@ -41,20 +38,9 @@ async fn lb_sync_serves_every_task_and_follows_scaling() {
     let host = format!("app.{DOMAIN}");
 
     wait_served_by(nginx.port, &host, &["a1", "a2", "a3"], CONVERGE).await;
-    wait_served_by(
-        nginx.port,
-        &format!("web-front.shop.{DOMAIN}"),
-        &["g1"],
-        CONVERGE,
-    )
-    .await;
+    wait_served_by(nginx.port, &format!("web-front.shop.{DOMAIN}"), &["g1"], CONVERGE).await;
     // Unknown hosts reach the main config's default server.
-    assert_eq!(
-        get(nginx.port, &format!("nope.{DOMAIN}"))
-            .await
-            .map(|a| a.0),
-        Some(404)
-    );
+    assert_eq!(get(nginx.port, &format!("nope.{DOMAIN}")).await.map(|a| a.0), Some(404));
     assert_eq!(get(nginx.port, "whatever").await.map(|a| a.0), Some(404));
 
     cluster.set_app("/app", &[], &specs(&servers));
@@ -80,17 +66,10 @@ async fn lb_sync_vhost_labels_override_the_app_id() {
     let servers = tasks(&["l1", "h1"]).await;
     cluster.set_app(
         "/labelled",
-        &[
-            ("PAAS_VHOST", "www.example.test"),
-            ("HAPROXY_0_VHOST", "ignored.example.test"),
-        ],
+        &[("PAAS_VHOST", "www.example.test"), ("HAPROXY_0_VHOST", "ignored.example.test")],
         &specs(&servers[..1]),
     );
-    cluster.set_app(
-        "/legacy",
-        &[("HAPROXY_0_VHOST", "legacy.example.test")],
-        &specs(&servers[1..]),
-    );
+    cluster.set_app("/legacy", &[("HAPROXY_0_VHOST", "legacy.example.test")], &specs(&servers[1..]));
     let marathon = MarathonDouble::start(0, cluster.clone()).await;
     let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
     wait_served_by(nginx.port, "www.example.test", &["l1"], CONVERGE).await;
@@ -103,10 +82,7 @@ async fn lb_sync_vhost_labels_override_the_app_id() {
         ["status:404"]
     );
     assert_eq!(
-        tally(nginx.port, "ignored.example.test", 3)
-            .await
-            .into_keys()
-            .collect::<Vec<_>>(),
+        tally(nginx.port, "ignored.example.test", 3).await.into_keys().collect::<Vec<_>>(),
         ["status:404"]
     );
 }
@@ -239,11 +215,7 @@ async fn lb_sync_fails_over_between_marathons_and_keeps_the_last_good_routes() {
     let routes = nginx.routes_text();
     tokio::time::sleep(Duration::from_secs(3)).await;
     wait_served_by(nginx.port, &host, &["f1", "f2"], Duration::from_secs(1)).await;
-    assert_eq!(
-        nginx.routes_text(),
-        routes,
-        "the routes file changed while no Marathon answered"
-    );
+    assert_eq!(nginx.routes_text(), routes, "the routes file changed while no Marathon answered");
 
     // A Marathon comes back (on the first one's address) with changes made meanwhile, and no
     // event for them: the reconnect alone must resync.
@@ -266,36 +238,41 @@ async fn lb_sync_never_installs_routes_nginx_rejects() {
 
     // A valid DNS name, but longer than the main config's server_names_hash_bucket_size allows:
     // nginx refuses the whole config ("could not build server_names_hash").
-    let long = format!(
-        "{}.{}.{}.example.test",
-        "a".repeat(60),
-        "b".repeat(60),
-        "c".repeat(60)
-    );
+    let long = format!("{}.{}.{}.example.test", "a".repeat(60), "b".repeat(60), "c".repeat(60));
     cluster.set_app("/long", &[("PAAS_VHOST", &long)], &specs(&servers[1..]));
     cluster.set_app("/app", &[], &specs(&servers));
     marathon.publish_status_update("/long", "TASK_RUNNING");
     for _ in 0..15 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(
-            nginx.routes_text(),
-            good,
-            "routes nginx rejects were installed"
-        );
+        assert_eq!(nginx.routes_text(), good, "routes nginx rejects were installed");
     }
     wait_served_by(nginx.port, &host, &["r1"], Duration::from_secs(1)).await;
-    assert!(std::fs::read_dir(nginx.dir.path()).unwrap().all(|e| {
-        !e.unwrap()
-            .file_name()
-            .to_string_lossy()
-            .contains("candidate")
-    }));
+    assert!(
+        std::fs::read_dir(nginx.dir.path())
+            .unwrap()
+            .all(|e| { !e.unwrap().file_name().to_string_lossy().contains("candidate") })
+    );
 
     // Once Marathon's apps render acceptably again, lb-sync catches up.
     cluster.remove_app("/long");
-    marathon.publish(
-        "app_terminated_event",
-        &serde_json::json!({"appId": "/long"}),
-    );
+    marathon.publish("app_terminated_event", &serde_json::json!({"appId": "/long"}));
     wait_served_by(nginx.port, &host, &["r1", "r2"], CONVERGE).await;
+}
+
+#[tokio::test]
+async fn lb_sync_follows_the_leaders_event_stream() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["e1", "e2"]).await;
+    cluster.set_app("/app", &[], &specs(&servers[..1]));
+    let leader = MarathonDouble::start(0, cluster.clone()).await;
+    let standby = MarathonDouble::start_with_leader(0, cluster.clone(), Some(leader.server.port)).await;
+    // Listed first, the standby is asked first; it names the leader, whose stream carries the events.
+    let _lb_sync = start_lb_sync(&nginx, &[standby.url(), leader.url()], &[]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["e1"], CONVERGE).await;
+    cluster.set_app("/app", &[], &specs(&servers));
+    leader.publish_status_update("/app", "TASK_RUNNING");
+    // Well before the 30 s resync: only the leader's event can explain it.
+    wait_served_by(nginx.port, &host, &["e1", "e2"], Duration::from_secs(5)).await;
 }

@@ -1,0 +1,55 @@
+//! How fast a change in Marathon reaches nginx: from the event leaving Marathon to the first
+//! request nginx sends to the new task. `LB_SYNC_CONVERGENCE_CHANGES` sets the number of changes
+//! (40 by default; the figures in BENCHMARKS.md use 300).
+
+use std::time::{Duration, Instant};
+
+use super::backend::{TaskServer, task_name};
+use super::http::get;
+use super::marathon_double::{Cluster, MarathonDouble, TaskSpec};
+use super::nginx::NginxServer;
+use super::{DOMAIN, start_lb_sync, wait_served_by};
+
+#[tokio::test]
+async fn lb_sync_convergence_p50_under_one_second() {
+    let changes: usize = std::env::var("LB_SYNC_CONVERGENCE_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let tasks = [TaskServer::start("c0").await, TaskServer::start("c1").await];
+    cluster.set_app("/app", &[], &[TaskSpec::running("c0", tasks[0].port())]);
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    // lb-sync's default coalescing and reload interval, as on the lbs.
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &["--min-reload-interval=250ms", "--coalesce=50ms"]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["c0"], Duration::from_secs(10)).await;
+
+    let mut latencies = Vec::with_capacity(changes);
+    for change in 1..=changes {
+        let target = &tasks[change % 2];
+        // Changes a few hundred ms apart, as a deployment's task updates arrive.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.set_app("/app", &[], &[TaskSpec::running(&target.name, target.port())]);
+        let start = Instant::now();
+        marathon.publish_status_update("/app", "TASK_RUNNING");
+        loop {
+            if let Some((200, body)) = get(nginx.port, &host).await
+                && task_name(&body) == Some(target.name.as_str())
+            {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "change {change} not served after 10 s");
+        }
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let quantile = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let (p50, p99, max) = (quantile(0.50), quantile(0.99), latencies[latencies.len() - 1]);
+    eprintln!(
+        "lb-sync convergence over {changes} changes: p50 {p50:?}, p99 {p99:?}, max {max:?}, min {:?}",
+        latencies[0]
+    );
+    assert!(p50 < Duration::from_secs(1), "p50 {p50:?} misses the 1 s target");
+}
