@@ -19,6 +19,8 @@ enum Program {
     LbSync(paas_node::lb_sync::Args),
     /// The sim's Mesos master: leader election in ZooKeeper, the v1 scheduler API, /master/state.
     MesosMaster(paas_node::mesos::master::Args),
+    /// The sim's Mesos agent: registers with the leading master, runs tasks in sandboxes.
+    MesosAgent(paas_node::mesos::agent::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         match cli.program {
             Program::LbSync(args) => Ok(paas_node::lb_sync::run(args).await?),
             Program::MesosMaster(args) => paas_node::mesos::master::run(args).await,
+            Program::MesosAgent(args) => paas_node::mesos::agent::run(args).await,
         }
     })
 }

@@ -2,6 +2,7 @@
 //! API, `/master/state`, leader election in ZooKeeper), so that real frameworks and clients
 //! cannot tell them from Mesos for what the PaaS uses.
 
+pub mod agent;
 pub mod detector;
 pub mod master;
 pub mod protocol;

@@ -1,0 +1,268 @@
+//! `paas-node mesos-agent`: registers with the leading master found in ZooKeeper (and again with
+//! each new leader), runs each task's command in its own sandbox and process group, and reports
+//! the tasks' states.
+
+mod fetcher;
+mod http;
+mod master_link;
+mod task;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::mesos::protocol::{AgentTask, StatusUpdate};
+use crate::mesos::resources::{Resources, parse_attributes};
+use crate::mesos::v1::{self, Id, TaskState, TaskStatus};
+
+/// Completed tasks kept for `/state`.
+const COMPLETED_TASKS_KEPT: usize = 200;
+
+/// Flags of `mesos-agent`, named as Mesos names them.
+#[derive(Clone, Debug, clap::Args)]
+#[command(rename_all = "snake_case")]
+pub struct Args {
+    /// The masters: zk://h1:2181,h2:2181/mesos (follows the leader), or host:port of one master.
+    #[arg(long)]
+    pub master: String,
+    /// Resources offered to frameworks.
+    #[arg(long, default_value = "cpus:2;mem:4096;disk:10000;ports:[31000-32000]")]
+    pub resources: String,
+    /// Attributes frameworks may use for placement, e.g. zone:a;rack:3.
+    #[arg(long, default_value = "")]
+    pub attributes: String,
+    /// Where task sandboxes are created.
+    #[arg(long, default_value = "/tmp/mesos")]
+    pub work_dir: PathBuf,
+    /// Hostname to advertise (defaults to the IP).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// IPv4 address to listen on and to advertise.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: Ipv4Addr,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 5051)]
+    pub port: u16,
+    /// ZooKeeper session timeout used to follow the leading master.
+    #[arg(long, default_value = "10secs", value_parser = humantime::parse_duration)]
+    pub zk_session_timeout: Duration,
+    /// Time a killed task gets between SIGTERM and SIGKILL.
+    #[arg(long, default_value = "3secs", value_parser = humantime::parse_duration)]
+    pub executor_shutdown_grace_period: Duration,
+}
+
+/// A task on this agent.
+struct TaskRecord {
+    framework_id: v1::FrameworkId,
+    info: v1::TaskInfo,
+    sandbox: PathBuf,
+    /// The latest state, reported or not.
+    latest: TaskStatus,
+    /// The latest status the master has taken; what is told on re-registration.
+    delivered: Option<TaskStatus>,
+    /// Set while the command runs; taking it asks the runner to kill the process group.
+    kill: Option<oneshot::Sender<()>>,
+    pid: Option<u32>,
+}
+
+#[derive(Default)]
+struct AgentState {
+    agent_id: Option<v1::AgentId>,
+    master: Option<v1::MasterInfo>,
+    tasks: BTreeMap<String, TaskRecord>,
+    completed: VecDeque<TaskRecord>,
+}
+
+/// What the HTTP handlers, the master link and the task runners share.
+pub struct Agent {
+    args: Args,
+    hostname: String,
+    total: Resources,
+    attributes: Vec<v1::Attribute>,
+    state: Mutex<AgentState>,
+    updates: mpsc::UnboundedSender<StatusUpdate>,
+    http: reqwest::Client,
+}
+
+impl Agent {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AgentState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a new state of a task and queues the update for the master. Terminal tasks move
+    /// to the completed list.
+    fn report(&self, task_id: &str, state: TaskState, message: Option<String>, reason: Option<&str>) {
+        let mut guard = self.lock();
+        let agent_id = guard.agent_id.clone();
+        let Some(record) = guard.tasks.get_mut(task_id) else {
+            return;
+        };
+        let mut status = TaskStatus::new(record.info.task_id.clone(), state);
+        status.message = message;
+        status.reason = reason.map(str::to_owned);
+        status.source = Some("SOURCE_EXECUTOR".to_owned());
+        status.agent_id = agent_id.clone();
+        status.executor_id = Some(record.info.task_id.clone());
+        status.uuid = Some(base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes()));
+        record.latest = status.clone();
+        let update = StatusUpdate {
+            agent_id: agent_id.unwrap_or_default(),
+            framework_id: record.framework_id.clone(),
+            status,
+        };
+        tracing::info!(task = task_id, state = state.as_str(), "task status");
+        if state.is_terminal() {
+            record.kill = None;
+            record.pid = None;
+        }
+        // The link lives as long as the process.
+        let _ = self.updates.send(update);
+    }
+
+    /// The master took this update: it is what to tell a new leader, and a finished task can
+    /// be forgotten.
+    fn delivered(&self, status: &TaskStatus) {
+        let mut guard = self.lock();
+        let task_id = status.task_id.value.clone();
+        if let Some(record) = guard.tasks.get_mut(&task_id) {
+            record.delivered = Some(status.clone());
+            if status.state.is_terminal()
+                && let Some(record) = guard.tasks.remove(&task_id)
+            {
+                guard.completed.push_back(record);
+                while guard.completed.len() > COMPLETED_TASKS_KEPT {
+                    guard.completed.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The tasks to tell a master on (re-)registration, each with its latest delivered status.
+    fn registration_tasks(&self) -> Vec<AgentTask> {
+        let guard = self.lock();
+        guard
+            .tasks
+            .values()
+            .map(|record| {
+                let status = record.delivered.clone().unwrap_or_else(|| {
+                    let mut status = TaskStatus::new(record.info.task_id.clone(), TaskState::Staging);
+                    status.agent_id = guard.agent_id.clone();
+                    status
+                });
+                AgentTask {
+                    framework_id: record.framework_id.clone(),
+                    task: record.info.clone(),
+                    status,
+                }
+            })
+            .collect()
+    }
+
+    /// Resources of the tasks that have not ended.
+    fn used(&self) -> Resources {
+        self.lock()
+            .tasks
+            .values()
+            .filter(|r| !r.latest.state.is_terminal())
+            .map(|r| Resources::from_v1(&r.info.resources))
+            .sum()
+    }
+
+    /// Asks the runner of a task to kill it; an unknown task is reported lost to the master.
+    fn kill(&self, framework_id: &v1::FrameworkId, task_id: &v1::TaskId) {
+        let sender = {
+            let mut guard = self.lock();
+            match guard.tasks.get_mut(&task_id.value) {
+                Some(record) => record.kill.take(),
+                None => {
+                    drop(guard);
+                    let mut status = TaskStatus::new(task_id.clone(), TaskState::Lost);
+                    status.message = Some("Task is unknown to the agent".to_owned());
+                    status.source = Some("SOURCE_AGENT".to_owned());
+                    status.reason = Some("REASON_RECONCILIATION".to_owned());
+                    let agent_id = self.lock().agent_id.clone().unwrap_or_default();
+                    let _ = self.updates.send(StatusUpdate {
+                        agent_id,
+                        framework_id: framework_id.clone(),
+                        status,
+                    });
+                    return;
+                }
+            }
+        };
+        if let Some(sender) = sender {
+            let _ = sender.send(());
+        }
+    }
+
+    /// Kills every task's process group at once (agent shutdown).
+    fn kill_all(&self) {
+        let guard = self.lock();
+        for record in guard.tasks.values() {
+            if let Some(pid) = record.pid {
+                task::signal_group(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Runs the agent until it is interrupted; on SIGTERM or Ctrl-C it kills its tasks' process
+/// groups first. Fails when the flags are invalid or the port cannot be bound.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let total = Resources::parse(&args.resources).context("parsing --resources")?;
+    let attributes = parse_attributes(&args.attributes).context("parsing --attributes")?;
+    let address = SocketAddr::from((args.ip, args.port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the agent's HTTP port {address}"))?;
+    std::fs::create_dir_all(&args.work_dir).with_context(|| format!("creating the work directory {}", args.work_dir.display()))?;
+    let hostname = args.hostname.clone().unwrap_or_else(|| args.ip.to_string());
+    let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("building the HTTP client")?;
+    let agent = Arc::new(Agent {
+        args: args.clone(),
+        hostname,
+        total,
+        attributes,
+        state: Mutex::new(AgentState::default()),
+        updates: updates_tx,
+        http,
+    });
+    tracing::info!(%address, master = %args.master, resources = %agent.total, "starting Mesos agent");
+    let masters = master_link::masters(&args)?;
+    tokio::spawn(master_link::follow(agent.clone(), masters, updates_rx));
+    let server = axum::serve(listener, http::router(agent.clone()));
+    let outcome = tokio::select! {
+        // Cancel-safe: the server is only polled here; dropping it closes the listener.
+        served = server.into_future() => served.context("serving HTTP"),
+        // Cancel-safe: a signal listener.
+        _ = shutdown_signal() => Ok(()),
+    };
+    tracing::info!("agent shutting down; killing its tasks");
+    agent.kill_all();
+    outcome
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        // Cancel-safe: signal listeners.
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+/// The id this agent's tasks' statuses carry.
+fn agent_id_or_default(agent: &Agent) -> v1::AgentId {
+    agent.lock().agent_id.clone().unwrap_or_else(|| Id::new(""))
+}
