@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use futures::StreamExt;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::event::{EventEffect, SseDecoder, effect, event_type};
 use super::marathons::{Backoff, Marathons, error_chain};
@@ -16,13 +16,30 @@ use super::marathons::{Backoff, Marathons, error_chain};
 const STABLE_STREAM: Duration = Duration::from_secs(5);
 
 /// Where the follower reports, and where it is told to drop its stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Signals {
     /// Notified on every (re)connect and on every event that may change routes.
     pub changes: Notify,
-    /// Notified when the followed Marathon failed to answer a request, so a stream that is
-    /// still open but dead (a machine gone without closing its connections) is dropped.
-    pub reconnect: Notify,
+    /// Bumped when the followed Marathon failed to answer a request, so a stream that is still
+    /// open but dead (a machine gone without closing its connections) is dropped. A counter, not
+    /// a notification, so a request made before the current stream opened does not drop it.
+    reconnect: watch::Sender<u64>,
+}
+
+impl Default for Signals {
+    fn default() -> Signals {
+        Signals {
+            changes: Notify::new(),
+            reconnect: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Signals {
+    /// Asks the follower to drop its current stream and fail over.
+    pub fn request_reconnect(&self) {
+        self.reconnect.send_modify(|requests| *requests += 1);
+    }
 }
 
 /// Follows the event stream forever, moving to the next Marathon whenever the current one
@@ -37,6 +54,9 @@ pub async fn follow_events(marathons: Arc<Marathons>, signals: Arc<Signals>) {
             index = leader;
         }
         let base = marathons.base(index).clone();
+        // Reconnect requests from before this stream opened are not about it.
+        let mut reconnect = signals.reconnect.subscribe();
+        reconnect.mark_unchanged();
         match marathons.events(index).await {
             Ok(response) => {
                 tracing::info!(marathon = %base, "following the event stream");
@@ -44,7 +64,7 @@ pub async fn follow_events(marathons: Arc<Marathons>, signals: Arc<Signals>) {
                 // Events may have been missed while not connected: resync in full.
                 signals.changes.notify_one();
                 let opened = Instant::now();
-                let reason = read_stream(response, &signals).await;
+                let reason = read_stream(response, &signals.changes, &mut reconnect).await;
                 tracing::warn!(marathon = %base, reason, "event stream ended; failing over");
                 // A stream that ends at once counts as a failure, so a Marathon that accepts and
                 // drops streams cannot make lb-sync reconnect (and resync) in a tight loop.
@@ -69,7 +89,7 @@ pub async fn follow_events(marathons: Arc<Marathons>, signals: Arc<Signals>) {
 }
 
 /// Reads events until the stream ends or a reconnect is requested; returns why it stopped.
-async fn read_stream(response: reqwest::Response, signals: &Signals) -> String {
+async fn read_stream(response: reqwest::Response, changes: &Notify, reconnect: &mut watch::Receiver<u64>) -> String {
     let mut body = response.bytes_stream();
     let mut decoder = SseDecoder::default();
     loop {
@@ -81,15 +101,15 @@ async fn read_stream(response: reqwest::Response, signals: &Signals) -> String {
                         let kind = event_type(&message);
                         if effect(&message) == EventEffect::RoutesMayChange {
                             tracing::debug!(event = kind.as_deref().unwrap_or("?"), "routes may change");
-                            signals.changes.notify_one();
+                            changes.notify_one();
                         }
                     }
                 }
                 Some(Err(error)) => return error_chain(&error),
                 None => return "closed by Marathon".into(),
             },
-            // Cancel-safe: a dropped `Notified` passes its wakeup on to the next waiter.
-            () = signals.reconnect.notified() => return "Marathon stopped answering".into(),
+            // Cancel-safe: `changed` only marks a value seen when it completes.
+            _ = reconnect.changed() => return "Marathon stopped answering".into(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::follow::Signals;
-use super::marathons::{Marathons, error_chain};
+use super::marathons::{Backoff, Marathons, error_chain};
 use super::nginx::{Nginx, NginxError};
 use super::render::render;
 use super::route::{RoutingTable, VirtualHost};
@@ -81,7 +81,8 @@ impl RouteSync {
     /// A failed sync is logged and retried with the next trigger or after a short delay.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let retry_delay = self.config.coalesce.max(Duration::from_millis(500));
+        // Failed syncs are retried with backoff, so an outage does not flood Marathon or the log.
+        let mut retry = Backoff::new(self.config.coalesce.max(Duration::from_millis(250)), Duration::from_secs(5));
         let mut resync = tokio::time::interval(self.config.resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut due: Option<Instant> = None;
@@ -90,8 +91,10 @@ impl RouteSync {
             tokio::select! {
                 // Cancel-safe: a dropped `Notified` passes its wakeup on to the next waiter.
                 () = self.signals.changes.notified() => {
-                    // Coalesce: the first event of a burst starts the clock, the others ride along.
-                    due.get_or_insert_with(|| Instant::now() + self.config.coalesce);
+                    // Coalesce: the first event of a burst starts the clock, the others ride
+                    // along; an event also cuts short a retry backoff (Marathon is back).
+                    let soon = Instant::now() + self.config.coalesce;
+                    due = Some(due.map_or(soon, |due| due.min(soon)));
                 }
                 // Cancel-safe: `tick` only consumes a tick when it completes.
                 _ = resync.tick() => {
@@ -104,14 +107,17 @@ impl RouteSync {
                         Ok(SyncOutcome::StillRejected) => {
                             tracing::warn!("Marathon's routes are still the ones nginx rejected; serving the last good ones");
                         }
-                        Ok(outcome) => tracing::debug!(?outcome, "routes in sync"),
+                        Ok(outcome) => {
+                            retry.reset();
+                            tracing::debug!(?outcome, "routes in sync");
+                        }
                         // Rejected routes will not change by trying again: wait for Marathon to change.
                         Err(error @ SyncError::Nginx(NginxError::Rejected { .. })) => {
                             tracing::error!(error = %error_chain(&error), "route sync failed");
                         }
                         Err(error) => {
                             tracing::error!(error = %error_chain(&error), "route sync failed");
-                            due = Some(Instant::now() + retry_delay);
+                            due = Some(Instant::now() + retry.next_delay());
                         }
                     }
                 }
@@ -130,13 +136,13 @@ impl RouteSync {
         let (apps, answered) = match self.marathons.apps().await {
             Ok(found) => found,
             Err(error) => {
-                self.signals.reconnect.notify_one();
+                self.signals.request_reconnect();
                 return Err(SyncError::Marathon(error));
             }
         };
         if answered != followed {
             // The followed Marathon failed to answer: its stream may be dead without knowing it.
-            self.signals.reconnect.notify_one();
+            self.signals.request_reconnect();
         }
         let table = RoutingTable::from_apps(&apps.apps, &self.config.domain);
         let routes = render(&table, &self.config.listen);
