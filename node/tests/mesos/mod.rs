@@ -1,3 +1,4 @@
 //! Mesos master and agent, tested as processes against a real ZooKeeper ensemble.
 
+mod scheduler_api;
 mod zookeeper_ensemble;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
+pub mod framework;
+pub mod mesos;
 pub mod process;
 pub mod zookeeper;
 

@@ -33,9 +33,7 @@ impl NodeProcess {
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting paas-node {program}: {e}"));
+        let child = command.spawn().unwrap_or_else(|e| panic!("starting paas-node {program}: {e}"));
         Self {
             name: program.to_owned(),
             child: Some(child),

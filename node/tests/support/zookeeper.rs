@@ -122,15 +122,11 @@ impl ZkEnsemble {
             );
         }
         let dir = tempfile::tempdir().expect("creating a temporary directory for ZooKeeper");
-        let ports: Vec<(u16, u16, u16)> = (0..size)
-            .map(|_| (free_port(), free_port(), free_port()))
-            .collect();
+        let ports: Vec<(u16, u16, u16)> = (0..size).map(|_| (free_port(), free_port(), free_port())).collect();
         let peers: String = ports
             .iter()
             .enumerate()
-            .map(|(i, (_, quorum, election))| {
-                format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1)
-            })
+            .map(|(i, (_, quorum, election))| format!("server.{}=127.0.0.1:{quorum}:{election}\n", i + 1))
             .collect();
         let mut servers = Vec::new();
         for (i, (client_port, _, _)) in ports.iter().enumerate() {
@@ -145,16 +141,8 @@ impl ZkEnsemble {
                  quorumListenOnAllIPs=false\nadmin.enableServer=false\n\
                  4lw.commands.whitelist=srvr,ruok,stat\n{standalone}{peers}",
                 data = data.display(),
-                standalone = if size == 1 {
-                    "standaloneEnabled=true\n"
-                } else {
-                    ""
-                },
-                peers = if size == 1 {
-                    String::new()
-                } else {
-                    peers.clone()
-                },
+                standalone = if size == 1 { "standaloneEnabled=true\n" } else { "" },
+                peers = if size == 1 { String::new() } else { peers.clone() },
             );
             std::fs::write(&config, text).expect("writing zoo.cfg");
             let mut server = ZkServer {
@@ -174,21 +162,13 @@ impl ZkEnsemble {
 
     /// `127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3`, the client connect string.
     pub fn connect_string(&self) -> String {
-        self.servers
-            .iter()
-            .map(ZkServer::address)
-            .collect::<Vec<_>>()
-            .join(",")
+        self.servers.iter().map(ZkServer::address).collect::<Vec<_>>().join(",")
     }
 
     /// `zk://127.0.0.1:p1,.../<path>` as Mesos and Marathon flags take it; `path` without the
     /// leading slash, e.g. `mesos`.
     pub fn url(&self, path: &str) -> String {
-        format!(
-            "zk://{}/{}",
-            self.connect_string(),
-            path.trim_start_matches('/')
-        )
+        format!("zk://{}/{}", self.connect_string(), path.trim_start_matches('/'))
     }
 
     /// The mode of every server (`None` for one that does not serve).
@@ -201,12 +181,7 @@ impl ZkEnsemble {
     pub fn wait_for_quorum(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            let modes: Vec<Option<String>> = self
-                .servers
-                .iter()
-                .filter(|s| s.child.is_some())
-                .map(ZkServer::mode)
-                .collect();
+            let modes: Vec<Option<String>> = self.servers.iter().filter(|s| s.child.is_some()).map(ZkServer::mode).collect();
             let serving = modes.iter().all(Option::is_some);
             let leaders = modes
                 .iter()
@@ -221,10 +196,7 @@ impl ZkEnsemble {
                     .iter()
                     .map(|s| format!("--- zk{} ---\n{}", s.id, s.log_tail()))
                     .collect();
-                panic!(
-                    "no ZooKeeper quorum after {timeout:?}: modes {modes:?}\n{}",
-                    logs.join("\n")
-                );
+                panic!("no ZooKeeper quorum after {timeout:?}: modes {modes:?}\n{}", logs.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
