@@ -47,7 +47,7 @@ pub enum NginxError {
     },
     #[error("`{bin} {action}` did not finish within {COMMAND_TIMEOUT:?}")]
     Timeout { bin: PathBuf, action: &'static str },
-    #[error("nginx rejected the new routes, the previous ones stay installed: {output}")]
+    #[error("nginx rejected the routes: {output}")]
     Rejected { output: String },
     #[error("nginx reload failed: {output}")]
     Reload { output: String },
@@ -64,15 +64,7 @@ impl Nginx {
     /// Fails with [`NginxError::Rejected`] when nginx refuses the candidate (the live file is then
     /// untouched), or when files cannot be written or nginx cannot be run.
     pub async fn install(&self, routes: &str) -> Result<(), NginxError> {
-        let candidate = sibling(&self.routes, "candidate");
-        write_synced(&candidate, routes.as_bytes()).await?;
-        let check = self.check_config(&candidate).await?;
-        let verdict = self.test(&check).await;
-        let _ = tokio::fs::remove_file(&check).await;
-        if let Err(error) = verdict {
-            let _ = tokio::fs::remove_file(&candidate).await;
-            return Err(error);
-        }
+        let candidate = self.stage(routes).await?;
         tokio::fs::rename(&candidate, &self.routes)
             .await
             .map_err(|source| NginxError::Write {
@@ -86,6 +78,38 @@ impl Nginx {
             let _ = dir.sync_all().await;
         }
         Ok(())
+    }
+
+    /// Checks `routes` with `nginx -t` as [`Nginx::install`] does, without installing them.
+    ///
+    /// Fails with [`NginxError::Rejected`] when nginx refuses them, or when files cannot be
+    /// written or nginx cannot be run.
+    pub async fn check(&self, routes: &str) -> Result<(), NginxError> {
+        let candidate = self.stage(routes).await?;
+        let _ = tokio::fs::remove_file(&candidate).await;
+        Ok(())
+    }
+
+    /// Writes `routes` to the candidate file beside the routes file and checks it; returns the
+    /// candidate's path if nginx accepts it, removes it otherwise.
+    async fn stage(&self, routes: &str) -> Result<PathBuf, NginxError> {
+        let candidate = sibling(&self.routes, "candidate");
+        write_synced(&candidate, routes.as_bytes()).await?;
+        let verdict = match self.check_config(&candidate).await {
+            Ok(check) => {
+                let verdict = self.test(&check).await;
+                let _ = tokio::fs::remove_file(&check).await;
+                verdict
+            }
+            Err(error) => Err(error),
+        };
+        match verdict {
+            Ok(()) => Ok(candidate),
+            Err(error) => {
+                let _ = tokio::fs::remove_file(&candidate).await;
+                Err(error)
+            }
+        }
     }
 
     /// Asks the running nginx to reload its config (`nginx -s reload`).

@@ -33,7 +33,8 @@ pub enum SyncOutcome {
     Unchanged,
     /// New routes were installed and nginx reloaded.
     Reloaded,
-    /// The routes are the ones nginx rejected last time; the last good ones stay served.
+    /// The routes are the ones nginx rejected last time, with no app to blame alone; the last
+    /// good ones stay served.
     StillRejected,
 }
 
@@ -58,7 +59,7 @@ pub struct RouteSync {
     /// The routes text nginx was last reloaded with.
     served: Option<String>,
     /// The last routes text nginx rejected, so the same text is not checked again and again.
-    rejected: Option<String>,
+    rejected: Option<Rejected>,
     last_reload: Option<Instant>,
 }
 
@@ -129,8 +130,11 @@ impl RouteSync {
 
     /// Reads Marathon once and brings nginx up to date.
     ///
+    /// When nginx rejects the new routes, the apps whose routes it refuses alone are left out
+    /// and the rest installed; if that is refused too, the previous file stays installed.
+    ///
     /// Fails when no Marathon answers (nothing is changed), when nginx rejects the new routes
-    /// (the previous file stays installed), or when nginx cannot be reloaded (retried next time).
+    /// and no app can be left out to fix them, or when nginx cannot be reloaded (retried next time).
     pub async fn sync(&mut self) -> Result<SyncOutcome, SyncError> {
         let followed = self.marathons.current();
         let (apps, answered) = match self.marathons.apps().await {
@@ -145,19 +149,31 @@ impl RouteSync {
             self.signals.request_reconnect();
         }
         let table = RoutingTable::from_apps(&apps.apps, &self.config.domain);
-        let routes = render(&table, &self.config.listen);
-        if self.rejected.as_deref() == Some(routes.as_str()) {
-            return Ok(SyncOutcome::StillRejected);
+        let mut routes = render(&table, &self.config.listen);
+        match &self.rejected {
+            Some(rejected) if rejected.full == routes => match &rejected.accepted {
+                Some(accepted) => routes = accepted.clone(),
+                None => return Ok(SyncOutcome::StillRejected),
+            },
+            _ => {}
         }
         if self.installed.as_deref() != Some(routes.as_str()) {
-            if let Err(error) = self.nginx.install(&routes).await {
-                if matches!(error, NginxError::Rejected { .. }) {
-                    self.rejected = Some(routes);
+            match self.nginx.install(&routes).await {
+                Ok(()) => {
+                    let backends: usize = table.routes.iter().map(|r| r.backends.len()).sum();
+                    tracing::info!(apps = table.routes.len(), backends, "installed new routes");
                 }
-                return Err(SyncError::Nginx(error));
+                Err(error @ NginxError::Rejected { .. }) => {
+                    tracing::error!(error = %error_chain(&error), "nginx rejected the routes; looking for the apps it refuses");
+                    let accepted = self.without_refused_routes(&table).await;
+                    self.rejected = Some(Rejected {
+                        full: routes,
+                        accepted: accepted.clone(),
+                    });
+                    routes = accepted.ok_or(SyncError::Nginx(error))?;
+                }
+                Err(error) => return Err(SyncError::Nginx(error)),
             }
-            let backends: usize = table.routes.iter().map(|r| r.backends.len()).sum();
-            tracing::info!(apps = table.routes.len(), backends, "installed new routes");
             self.installed = Some(routes);
         }
         if self.served == self.installed {
@@ -172,4 +188,53 @@ impl RouteSync {
         tracing::info!("nginx reloaded");
         Ok(SyncOutcome::Reloaded)
     }
+
+    /// After nginx rejected the routes of `table`: checks each app's route alone, leaves out the
+    /// ones nginx refuses, and installs the others if nginx accepts them together. Returns the
+    /// installed text, or `None` when even that was refused (the last good routes stay).
+    ///
+    /// One `nginx -t` per app, paid only once per rejected set of routes, so one bad app (say
+    /// a vhost label longer than the main config allows) cannot freeze every other app's routes.
+    async fn without_refused_routes(&self, table: &RoutingTable) -> Option<String> {
+        let mut kept = RoutingTable::default();
+        for route in &table.routes {
+            let alone = RoutingTable {
+                routes: vec![route.clone()],
+            };
+            match self.nginx.check(&render(&alone, &self.config.listen)).await {
+                Ok(()) => kept.routes.push(route.clone()),
+                Err(error) => {
+                    tracing::error!(app = %route.app_id, error = %error_chain(&error), "nginx refuses this app's route; leaving it out");
+                }
+            }
+        }
+        if kept.routes.len() == table.routes.len() {
+            // Every route passes alone but not together: nothing to leave out safely.
+            return None;
+        }
+        let routes = render(&kept, &self.config.listen);
+        match self.nginx.install(&routes).await {
+            Ok(()) => {
+                tracing::warn!(
+                    apps = kept.routes.len(),
+                    left_out = table.routes.len() - kept.routes.len(),
+                    "installed the routes nginx accepts"
+                );
+                Some(routes)
+            }
+            Err(error) => {
+                tracing::error!(error = %error_chain(&error), "nginx rejects the remaining routes too; keeping the last good ones");
+                None
+            }
+        }
+    }
+}
+
+/// Routes nginx rejected, and what was installed instead.
+#[derive(Debug)]
+struct Rejected {
+    /// The full routes text rendered from Marathon.
+    full: String,
+    /// The same without the apps nginx refuses, if nginx accepted that.
+    accepted: Option<String>,
 }

@@ -234,27 +234,44 @@ async fn lb_sync_never_installs_routes_nginx_rejects() {
     let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
     let host = format!("app.{DOMAIN}");
     wait_served_by(nginx.port, &host, &["r1"], CONVERGE).await;
-    let good = nginx.routes_text();
 
     // A valid DNS name, but longer than the main config's server_names_hash_bucket_size allows:
-    // nginx refuses the whole config ("could not build server_names_hash").
+    // nginx refuses any config holding it ("could not build server_names_hash").
     let long = format!("{}.{}.{}.example.test", "a".repeat(60), "b".repeat(60), "c".repeat(60));
     cluster.set_app("/long", &[("PAAS_VHOST", &long)], &specs(&servers[1..]));
     cluster.set_app("/app", &[], &specs(&servers));
     marathon.publish_status_update("/long", "TASK_RUNNING");
-    for _ in 0..15 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert_eq!(nginx.routes_text(), good, "routes nginx rejects were installed");
+    // The other app's change still goes through; the refused app is left out.
+    let deadline = std::time::Instant::now() + CONVERGE;
+    loop {
+        assert!(!nginx.routes_text().contains(&long), "routes nginx rejects were installed");
+        let seen = tally(nginx.port, &host, 8).await;
+        if seen.keys().map(String::as_str).collect::<Vec<_>>() == ["r1", "r2"] {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other app's change never arrived: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    wait_served_by(nginx.port, &host, &["r1"], Duration::from_secs(1)).await;
-    assert!(
-        std::fs::read_dir(nginx.dir.path())
-            .unwrap()
-            .all(|e| { !e.unwrap().file_name().to_string_lossy().contains("candidate") })
-    );
+    assert_eq!(tally(nginx.port, &long, 2).await.into_keys().collect::<Vec<_>>(), ["status:404"]);
+    let leftovers: Vec<String> = std::fs::read_dir(nginx.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("candidate") || name.contains("check"))
+        .collect();
+    assert!(leftovers.is_empty(), "files left behind: {leftovers:?}");
 
-    // Once Marathon's apps render acceptably again, lb-sync catches up.
+    // Marathon changes again, still with the refused app: lb-sync keeps following.
+    cluster.set_app("/app", &[], &specs(&servers[1..]));
+    marathon.publish_status_update("/app", "TASK_KILLED");
+    wait_served_by(nginx.port, &host, &["r2"], CONVERGE).await;
+    assert!(!nginx.routes_text().contains(&long), "routes nginx rejects were installed");
+
+    // Once the refused app goes, everything renders and installs whole again.
     cluster.remove_app("/long");
+    cluster.set_app("/app", &[], &specs(&servers));
     marathon.publish("app_terminated_event", &serde_json::json!({"appId": "/long"}));
     wait_served_by(nginx.port, &host, &["r1", "r2"], CONVERGE).await;
 }
