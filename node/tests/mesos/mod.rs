@@ -1,4 +1,6 @@
 //! Mesos master and agent, tested as processes against a real ZooKeeper ensemble.
 
+mod agent_loss;
+mod failover;
 mod scheduler_api;
 mod zookeeper_ensemble;

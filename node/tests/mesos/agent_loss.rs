@@ -1,0 +1,53 @@
+//! An agent process that dies: after the ping timeout its tasks are reported TASK_LOST (or
+//! TASK_UNREACHABLE to partition-aware frameworks) and every framework gets FAILURE.
+
+use std::time::{Duration, Instant};
+
+use paas_node::mesos::v1::{Capability, TaskState};
+
+use crate::support::framework::{TestFramework, framework_info};
+use crate::support::mesos::MesosCluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_killed_agent_tasks_are_lost_and_failure_is_sent() {
+    let mut cluster = MesosCluster::start(1, &["cpus:1;mem:256"]).await;
+    let master = cluster.leader_url().await.expect("a leader");
+    let mut plain = TestFramework::subscribe(&master, framework_info("plain")).await;
+    let mut aware_info = framework_info("partition-aware");
+    aware_info.capabilities = vec![Capability {
+        kind: "PARTITION_AWARE".into(),
+    }];
+    let mut aware = TestFramework::subscribe(&master, aware_info).await;
+
+    // Each framework gets the agent in turn; each runs one task on it.
+    let offer = plain.offers().await.remove(0);
+    plain.launch(&offer, &[("p1", "cpus:0.5;mem:64", "sleep 60")]).await;
+    plain.await_state("p1", TaskState::Running).await;
+    let offer = aware.offers().await.remove(0);
+    aware.launch(&offer, &[("a1", "cpus:0.5;mem:64", "sleep 60")]).await;
+    aware.await_state("a1", TaskState::Running).await;
+    let agent_id = offer.agent_id.clone();
+
+    cluster.agents[0].process.kill();
+    let killed_at = Instant::now();
+
+    let lost = plain.await_state("p1", TaskState::Lost).await;
+    assert_eq!(lost.reason.as_deref(), Some("REASON_AGENT_REMOVED"));
+    assert_eq!(lost.source.as_deref(), Some("SOURCE_MASTER"));
+    let failed_agent = plain
+        .next(Duration::from_secs(5), "FAILURE", |e| e.failure.clone().and_then(|f| f.agent_id))
+        .await;
+    assert_eq!(failed_agent, agent_id);
+    let unreachable = aware.await_state("a1", TaskState::Unreachable).await;
+    assert_eq!(unreachable.reason.as_deref(), Some("REASON_AGENT_REMOVED"));
+    let elapsed = killed_at.elapsed();
+    // 1 s ping timeout x 3 misses, checked every 200 ms.
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(8),
+        "removed after {elapsed:?}"
+    );
+
+    let state = cluster.leader_state().await.unwrap();
+    assert_eq!(state["slaves"].as_array().unwrap().len(), 0);
+    assert_eq!(state["activated_slaves"], 0);
+}

@@ -1,0 +1,115 @@
+//! Three masters on a real ZooKeeper ensemble: one leads, the others redirect; when the leader
+//! dies another takes over within the session timeout, agents re-register with it, and a
+//! framework reconnects and reconciles without its running task being restarted.
+
+use std::time::{Duration, Instant};
+
+use paas_node::mesos::v1::TaskState;
+
+use crate::support::eventually;
+use crate::support::framework::{TestFramework, framework_info};
+use crate::support::mesos::MesosCluster;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_leader_failover_keeps_agents_and_running_tasks() {
+    let mut cluster = MesosCluster::start(3, &["cpus:1;mem:256", "cpus:1;mem:256"]).await;
+    let leader = cluster.leader_index().await.expect("a leader");
+
+    // Exactly one leader; every master names it; the others answer API calls with 307.
+    for (i, master) in cluster.masters.iter().enumerate() {
+        let state = cluster.get_json(&format!("{}/master/state", master.url())).await.unwrap();
+        assert_eq!(state["leader_info"]["port"], cluster.masters[leader].port, "master {i}");
+        if i == leader {
+            continue;
+        }
+        let response = cluster
+            .http
+            .post(format!("{}/api/v1/scheduler", master.url()))
+            .header("Content-Type", "application/json")
+            .body(r#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":"u","name":"n"}}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 307);
+        assert_eq!(
+            response.headers()["location"],
+            format!("//127.0.0.1:{}/api/v1/scheduler", cluster.masters[leader].port).as_str()
+        );
+        let redirect = cluster.http.get(format!("{}/master/redirect", master.url())).send().await.unwrap();
+        assert_eq!(redirect.status(), 307);
+    }
+
+    // A framework subscribed through a non-leader (following the redirect) runs a task.
+    let other = (leader + 1) % 3;
+    let mut framework = TestFramework::subscribe(&cluster.masters[other].url(), framework_info("failover")).await;
+    let offer = framework.offers().await.remove(0);
+    framework
+        .launch(&offer, &[("long", "cpus:0.5;mem:64", "echo started; exec sleep 120")])
+        .await;
+    framework.await_state("long", TaskState::Running).await;
+    let agent_index = cluster
+        .agents
+        .iter()
+        .position(|a| !a.sandbox_stdouts("long").is_empty())
+        .expect("the task's sandbox");
+
+    // The leader dies like a lost machine.
+    cluster.masters[leader].process.kill();
+    let killed_at = Instant::now();
+    let cluster_ref = &cluster;
+    let new_leader = eventually(Duration::from_secs(20), "a new leader", || async move {
+        cluster_ref.leader_index().await.filter(|&i| i != leader)
+    })
+    .await;
+    let elected_after = killed_at.elapsed();
+    // ZooKeeper session timeout (3 s) plus a few seconds.
+    assert!(
+        elected_after < Duration::from_secs(10),
+        "new leader after {elapsed:?}",
+        elapsed = elected_after
+    );
+    eprintln!("new leader elected {elected_after:?} after the old one was killed");
+
+    // Agents re-register with the new leader, the task with them.
+    let state = eventually(Duration::from_secs(15), "agents re-registered", || async move {
+        let state = cluster_ref.leader_state().await?;
+        (state["slaves"].as_array()?.len() == 2).then_some(state)
+    })
+    .await;
+    let agent_ids: Vec<&str> = state["slaves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        agent_ids.contains(&offer.agent_id.value.as_str()),
+        "same agent ids after failover: {agent_ids:?}"
+    );
+
+    // The framework reconnects with its id and reconciles; the task is still the same process.
+    let mut info = framework.info.clone();
+    info.id = Some(framework.id.clone());
+    let new_master = cluster.masters[new_leader].url();
+    let mut framework = TestFramework::subscribe(&new_master, info).await;
+    assert_eq!(framework.subscribed.framework_id, offer.framework_id);
+    framework.reconcile(&[("long", Some(&offer.agent_id.value))]).await;
+    let status = framework
+        .next(Duration::from_secs(10), "reconciliation of the running task", |e| {
+            e.update.clone().map(|u| u.status).filter(|s| s.task_id.value == "long")
+        })
+        .await;
+    assert_eq!(status.state, TaskState::Running);
+    let stdouts = cluster.agents[agent_index].sandbox_stdouts("long");
+    assert_eq!(stdouts.len(), 1, "one sandbox: the task was not launched again");
+    assert_eq!(std::fs::read_to_string(&stdouts[0]).unwrap(), "started\n");
+    let state = cluster.leader_state().await.unwrap();
+    let tasks = state["frameworks"][0]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["state"], "TASK_RUNNING");
+    assert_eq!(state["frameworks"][0]["connected"], true);
+
+    // The task keeps being managed: a kill through the new leader works.
+    framework.kill("long").await;
+    framework.await_state("long", TaskState::Killed).await;
+}
