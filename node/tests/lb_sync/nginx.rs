@@ -27,7 +27,7 @@ pub fn main_conf(dir: &Path, port: u16) -> String {
     // As root, workers would otherwise run as `nobody`, which cannot enter the private temp dir.
     let user = if running_as_root() { "user root;\n" } else { "" };
     format!(
-        "{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+        "{user}worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log notice;\n\
          events {{\n    worker_connections 1024;\n}}\n\
          http {{\n    access_log off;\n    server_names_hash_bucket_size 128;\n\
          \x20   client_body_temp_path {d}/client_body_temp;\n    proxy_temp_path {d}/proxy_temp;\n\
@@ -95,6 +95,14 @@ impl NginxServer {
 
     pub fn routes(&self) -> PathBuf {
         self.dir.path().join("routes.conf")
+    }
+
+    /// How many times nginx was told to reload (each SIGHUP it logged at `notice`).
+    pub fn reloads(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("error.log"))
+            .unwrap_or_default()
+            .matches("(SIGHUP) received")
+            .count()
     }
 
     /// The routes file as installed now.

@@ -293,3 +293,50 @@ async fn lb_sync_follows_the_leaders_event_stream() {
     // Well before the 30 s resync: only the leader's event can explain it.
     wait_served_by(nginx.port, &host, &["e1", "e2"], Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn lb_sync_coalesces_bursts_and_reloads_only_on_change() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["b1", "b2", "b3", "b4", "b5"]).await;
+    cluster.set_app("/app", &[], &specs(&servers[..1]));
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["b1"], CONVERGE).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let settled = nginx.reloads();
+    assert!(settled >= 1, "nginx was never reloaded");
+
+    // Events that change nothing cause no reload.
+    for _ in 0..100 {
+        marathon.publish_status_update("/app", "TASK_RUNNING");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(nginx.reloads(), settled, "nginx reloaded although the routes did not change");
+
+    // A burst of 100 changes (a deployment scaling up task by task) costs a handful of reloads.
+    for step in 0..100 {
+        cluster.set_app("/app", &[], &specs(&servers[..1 + step * 4 / 99]));
+        marathon.publish_status_update("/app", "TASK_RUNNING");
+    }
+    wait_served_by(nginx.port, &host, &["b1", "b2", "b3", "b4", "b5"], CONVERGE).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let burst = nginx.reloads() - settled;
+    assert!((1..=3).contains(&burst), "{burst} reloads for one burst of events");
+}
+
+#[tokio::test]
+async fn lb_sync_resyncs_periodically_without_events() {
+    let nginx = NginxServer::start().await;
+    let cluster = Cluster::default();
+    let servers = tasks(&["p1", "p2"]).await;
+    cluster.set_app("/app", &[], &specs(&servers[..1]));
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &["--resync=1s"]);
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["p1"], CONVERGE).await;
+    // A change whose event was lost: only the periodic resync can bring it.
+    cluster.set_app("/app", &[], &specs(&servers));
+    wait_served_by(nginx.port, &host, &["p1", "p2"], Duration::from_secs(5)).await;
+}
