@@ -94,6 +94,12 @@ impl Nginx {
     /// candidate's path if nginx accepts it, removes it otherwise.
     async fn stage(&self, routes: &str) -> Result<PathBuf, NginxError> {
         let candidate = sibling(&self.routes, "candidate");
+        if let Some(dir) = self.routes.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await.map_err(|source| NginxError::Write {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
         write_synced(&candidate, routes.as_bytes()).await?;
         let verdict = match self.check_config(&candidate).await {
             Ok(check) => {

@@ -1,6 +1,7 @@
 //! How fast a change in Marathon reaches nginx: from the event leaving Marathon to the first
 //! request nginx sends to the new task. `LB_SYNC_CONVERGENCE_CHANGES` sets the number of changes
-//! (40 by default; the figures in BENCHMARKS.md use 300).
+//! (40 by default; the figures in BENCHMARKS.md use 300), `LB_SYNC_CONVERGENCE_PAUSE_MS` the
+//! pause between changes (300 by default; 0 measures changes arriving back to back).
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,10 @@ async fn lb_sync_convergence_p50_under_one_second() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(40);
+    let pause: u64 = std::env::var("LB_SYNC_CONVERGENCE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
     let nginx = NginxServer::start().await;
     let cluster = Cluster::default();
     let tasks = [TaskServer::start("c0").await, TaskServer::start("c1").await];
@@ -30,7 +35,7 @@ async fn lb_sync_convergence_p50_under_one_second() {
     for change in 1..=changes {
         let target = &tasks[change % 2];
         // Changes a few hundred ms apart, as a deployment's task updates arrive.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         cluster.set_app("/app", &[], &[TaskSpec::running(&target.name, target.port())]);
         let start = Instant::now();
         marathon.publish_status_update("/app", "TASK_RUNNING");

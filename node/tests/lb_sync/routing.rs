@@ -340,3 +340,32 @@ async fn lb_sync_resyncs_periodically_without_events() {
     cluster.set_app("/app", &[], &specs(&servers));
     wait_served_by(nginx.port, &host, &["p1", "p2"], Duration::from_secs(5)).await;
 }
+
+#[test]
+fn lb_sync_refuses_invalid_flags() {
+    for (flag, value) in [
+        ("--domain", "bad;domain"),
+        ("--marathon", "m1:8080"),
+        ("--listen", "0.0.0.0:80;"),
+        ("--resync", "0s"),
+    ] {
+        let mut args = vec![
+            "lb-sync".to_owned(),
+            "--marathon=http://127.0.0.1:1".to_owned(),
+            "--domain=paas.test".to_owned(),
+            "--nginx-conf=/nonexistent/routes.conf".to_owned(),
+        ];
+        args.retain(|a| !a.starts_with(&format!("{flag}=")));
+        args.push(format!("{flag}={value}"));
+        let output = std::process::Command::new(crate::support::process::paas_node_binary())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{flag}={value} accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(flag.trim_start_matches('-')) || stderr.contains(value),
+            "{flag}={value}: {stderr}"
+        );
+    }
+}
