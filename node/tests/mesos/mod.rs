@@ -1,5 +1,6 @@
 //! Mesos master and agent, tested as processes against a real ZooKeeper ensemble.
 
+mod accounting;
 mod agent_loss;
 mod failover;
 mod scheduler_api;

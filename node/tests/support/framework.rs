@@ -201,6 +201,16 @@ impl TestFramework {
         }
     }
 
+    /// Acknowledges the updates `await_state` has not looked at yet and returns them.
+    pub async fn acknowledge_new(&mut self) -> Vec<TaskStatus> {
+        let new: Vec<TaskStatus> = self.statuses[self.examined..].to_vec();
+        self.examined = self.statuses.len();
+        for status in &new {
+            self.acknowledge(status).await;
+        }
+        new
+    }
+
     /// ACKNOWLEDGEs an update if it carries a uuid.
     pub async fn acknowledge(&self, status: &TaskStatus) {
         let (Some(uuid), Some(agent_id)) = (&status.uuid, &status.agent_id) else {
