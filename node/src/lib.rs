@@ -2,4 +2,5 @@
 //! `Args` (its flags, named as the upstream program names them) and `run`.
 pub mod lb_sync;
 pub mod mesos;
+pub mod supervise;
 pub mod zk;

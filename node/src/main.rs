@@ -21,6 +21,8 @@ enum Program {
     MesosMaster(paas_node::mesos::master::Args),
     /// The sim's Mesos agent: registers with the leading master, runs tasks in sandboxes.
     MesosAgent(paas_node::mesos::agent::Args),
+    /// A sim node's init: writes its files, runs and restarts its programs, forwards signals.
+    Supervise(paas_node::supervise::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +40,7 @@ fn main() -> anyhow::Result<()> {
             Program::LbSync(args) => Ok(paas_node::lb_sync::run(args).await?),
             Program::MesosMaster(args) => paas_node::mesos::master::run(args).await,
             Program::MesosAgent(args) => paas_node::mesos::agent::run(args).await,
+            Program::Supervise(args) => paas_node::supervise::run(args).await,
         }
     })
 }

@@ -3,3 +3,4 @@
 mod lb_sync;
 mod mesos;
 mod support;
+mod supervise;
