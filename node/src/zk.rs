@@ -30,9 +30,7 @@ pub enum ZkUrlError {
 impl ZkUrl {
     /// Parses `zk://h1:p,h2:p/path`. Fails when the scheme, a `host:port` or the path is missing.
     pub fn parse(url: &str) -> Result<Self, ZkUrlError> {
-        let rest = url
-            .strip_prefix("zk://")
-            .ok_or_else(|| ZkUrlError::Scheme(url.to_owned()))?;
+        let rest = url.strip_prefix("zk://").ok_or_else(|| ZkUrlError::Scheme(url.to_owned()))?;
         // Credentials (`zk://user:pass@hosts/path`) are accepted by Mesos; the sim uses none.
         let rest = rest.rsplit_once('@').map_or(rest, |(_, hosts)| hosts);
         let (hosts, path) = match rest.find('/') {
@@ -105,11 +103,7 @@ pub enum ZkError {
 impl ZkError {
     fn op(operation: &'static str, path: &str) -> impl FnOnce(zookeeper_client::Error) -> Self {
         let path = path.to_owned();
-        move |source| Self::Operation {
-            operation,
-            path,
-            source,
-        }
+        move |source| Self::Operation { operation, path, source }
     }
 }
 
@@ -129,10 +123,7 @@ pub async fn connect(url: &ZkUrl, session_timeout: Duration) -> Result<Client, Z
 /// Creates `path` and its missing parents as persistent znodes (`mkdir -p`).
 pub async fn ensure_path(client: &Client, path: &str) -> Result<(), ZkError> {
     let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
-    client
-        .mkdir(path, &options)
-        .await
-        .map_err(ZkError::op("mkdir", path))
+    client.mkdir(path, &options).await.map_err(ZkError::op("mkdir", path))
 }
 
 /// One member of an election: an ephemeral sequential znode `<dir>/<prefix><sequence>`.
@@ -149,35 +140,20 @@ pub struct Member {
 /// Joins the election in `dir` by creating the ephemeral sequential znode `<dir>/<prefix>NNNNNNNNNN`
 /// holding `data`; returns its name. The znode lives as long as the session. Fails on any
 /// ZooKeeper error (the directory is created when missing).
-pub async fn join_election(
-    client: &Client,
-    dir: &str,
-    prefix: &str,
-    data: &[u8],
-) -> Result<String, ZkError> {
+pub async fn join_election(client: &Client, dir: &str, prefix: &str, data: &[u8]) -> Result<String, ZkError> {
     ensure_path(client, dir).await?;
     let path = format!("{dir}/{prefix}");
     let options = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
-    let (_, sequence) = client
-        .create(&path, data, &options)
-        .await
-        .map_err(ZkError::op("create", &path))?;
+    let (_, sequence) = client.create(&path, data, &options).await.map_err(ZkError::op("create", &path))?;
     Ok(format!("{prefix}{sequence}"))
 }
 
 /// Returns the leader of the election in `dir` (the member with the lowest sequence among the
 /// children named `<prefix>N`) and a watcher that fires when the children change. `None` when
 /// there is no member. Fails on ZooKeeper errors other than a vanished leader znode.
-pub async fn election_leader(
-    client: &Client,
-    dir: &str,
-    prefix: &str,
-) -> Result<(Option<Member>, OneshotWatcher), ZkError> {
+pub async fn election_leader(client: &Client, dir: &str, prefix: &str) -> Result<(Option<Member>, OneshotWatcher), ZkError> {
     loop {
-        let (children, _, watcher) = client
-            .get_and_watch_children(dir)
-            .await
-            .map_err(ZkError::op("list", dir))?;
+        let (children, _, watcher) = client.get_and_watch_children(dir).await.map_err(ZkError::op("list", dir))?;
         let lowest = children
             .iter()
             .filter_map(|name| {
@@ -226,25 +202,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_urls() {
-        assert!(matches!(
-            ZkUrl::parse("http://h:1/m"),
-            Err(ZkUrlError::Scheme(_))
-        ));
-        assert!(matches!(
-            ZkUrl::parse("zk://h:1"),
-            Err(ZkUrlError::NoPath(_))
-        ));
-        assert!(matches!(
-            ZkUrl::parse("zk://h:1/"),
-            Err(ZkUrlError::NoPath(_))
-        ));
-        assert!(matches!(
-            ZkUrl::parse("zk://h/m"),
-            Err(ZkUrlError::Server { .. })
-        ));
-        assert!(matches!(
-            ZkUrl::parse("zk:///m"),
-            Err(ZkUrlError::NoServer(_))
-        ));
+        assert!(matches!(ZkUrl::parse("http://h:1/m"), Err(ZkUrlError::Scheme(_))));
+        assert!(matches!(ZkUrl::parse("zk://h:1"), Err(ZkUrlError::NoPath(_))));
+        assert!(matches!(ZkUrl::parse("zk://h:1/"), Err(ZkUrlError::NoPath(_))));
+        assert!(matches!(ZkUrl::parse("zk://h/m"), Err(ZkUrlError::Server { .. })));
+        assert!(matches!(ZkUrl::parse("zk:///m"), Err(ZkUrlError::NoServer(_))));
     }
 }

@@ -78,7 +78,7 @@ async fn mesos_framework_launches_finishes_fails_kills_and_reconciles() {
     let error = framework.await_state("too-big", TaskState::Error).await;
     assert!(error.message.unwrap().contains("more resources"));
     framework.await_state("fetching", TaskState::Finished).await;
-    let out = std::fs::read_to_string(&cluster.agents[0].sandbox_stdouts("fetching")[0].with_file_name("out")).unwrap();
+    let out = std::fs::read_to_string(cluster.agents[0].sandbox_stdouts("fetching")[0].with_file_name("out")).unwrap();
     assert_eq!(
         out,
         "hello\nfrom the archive\n31000 31001 31000 31000,31001 127.0.0.1 fetching hi\n"

@@ -54,7 +54,7 @@ pub enum Effect {
         agent: AgentAddress,
         agent_id: String,
         framework_id: v1::FrameworkId,
-        task: TaskInfo,
+        task: Box<TaskInfo>,
     },
     /// Ask an agent to kill a task.
     Kill { agent: AgentAddress, kill: KillTask },
@@ -572,7 +572,7 @@ impl Cluster {
                 agent: agent.address.clone(),
                 agent_id: agent_id.clone(),
                 framework_id: Id::new(framework_id),
-                task,
+                task: Box::new(task),
             });
         }
         let refuse = accept.filters.and_then(|f| f.refuse_seconds).unwrap_or(DEFAULT_REFUSE_SECONDS);

@@ -214,7 +214,7 @@ async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut
                     let task_id = task.task_id.clone();
                     let request = LaunchTask {
                         framework_id: framework_id.clone(),
-                        task,
+                        task: *task,
                     };
                     let sent = client.post(&url).json(&request).send().await;
                     let failure = match sent {
