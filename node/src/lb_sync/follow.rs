@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use futures::StreamExt;
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use super::event::{EventEffect, SseDecoder, effect, event_type};
 use super::marathons::{Backoff, Marathons, error_chain};

@@ -4,8 +4,14 @@
 //! them with backoff), coalesces bursts of events, reads `/v2/apps?embed=apps.tasks` after each
 //! burst, on every reconnect and every `--resync`, renders the routes of the healthy running
 //! tasks ([`render::render`]), checks them with `nginx -t`, swaps the routes file atomically and
-//! reloads nginx only when the routes changed. When no Marathon answers, nginx keeps the last
-//! good routes.
+//! reloads nginx only when the routes changed. Routes nginx rejects are never installed: the
+//! apps nginx refuses are left out, or, if that does not help, the last good routes stay. When
+//! no Marathon answers, nginx keeps the last good routes.
+//!
+//! Layout: [`wire`] (Marathon's JSON) → [`route`] (virtual hosts and backend tasks) →
+//! [`render`] (the routes file, pure) → [`nginx`] (check, install, reload); [`event`] decodes the
+//! event stream, [`follow`] follows it across Marathons ([`marathons`]), and [`route_sync`] is
+//! the loop that ties them together.
 
 pub mod event;
 pub mod follow;
