@@ -1,1 +1,13 @@
-//! paas backend on local Docker containers.
+//! paas backend on local Docker containers: the sim.
+//!
+//! - [`DockerBackend`] implements the core `Backend`: a Docker network per cluster, a container
+//!   per node with its static address, and an HAProxy container as the external load balancer,
+//!   every object labelled (see [`labels`]) so a cluster can be found again with no state file.
+//! - [`images`] builds the images every node runs, locally, with no registry.
+
+pub mod backend;
+pub mod container;
+pub mod images;
+pub mod labels;
+
+pub use backend::{ConnectError, DockerBackend, connect_docker};

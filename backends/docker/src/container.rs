@@ -1,0 +1,186 @@
+//! What a node container is made of: name, image, address, limits, published ports, and the
+//! node configuration its supervisor reads.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
+};
+use ipnet::Ipv4Net;
+use paas_core::render::elb::haproxy_cfg;
+use paas_core::render::{ConfigFile, NodeConfig, Program, paths};
+use paas_core::resource::{LoadBalancerResource, NodeHost, NodeSpec, Resource};
+
+use crate::labels;
+
+/// Where the backend puts the node's configuration (JSON [`NodeConfig`]) before the container
+/// starts; `paas-node supervise` reads it.
+pub const NODE_CONFIG_PATH: &str = "/etc/paas/node.json";
+
+/// Where a load balancer container keeps the fingerprint of its last in-place update (labels
+/// cannot change after creation).
+pub const UPDATE_FINGERPRINT_PATH: &str = "/etc/paas/update-fingerprint";
+
+/// The Docker network of a cluster.
+pub fn network_name(cluster: &str) -> String {
+    cluster.to_string()
+}
+
+/// The container name of a node (`paas-master-1`) or of the elb (`paas-elb`).
+pub fn container_name(cluster: &str, name: &str) -> String {
+    format!("{cluster}-{name}")
+}
+
+/// The elb's address: the last usable address of the cluster network, outside every AZ's
+/// subnets as long as fewer than 8 AZs are used.
+pub fn elb_address(cidr: Ipv4Net) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(cidr.broadcast()) - 1)
+}
+
+/// A container to create, and the configuration to put in it before it starts.
+pub struct ContainerPlan {
+    pub name: String,
+    pub body: ContainerCreateBody,
+    pub config: NodeConfig,
+}
+
+/// The container of a node.
+pub fn for_node(cluster: &str, resource: &Resource, node: &NodeSpec, default_image: &str) -> ContainerPlan {
+    let NodeHost::Container {
+        image,
+        memory_mib,
+        publish,
+    } = &node.host
+    else {
+        unreachable!("the backend checks the host kind before")
+    };
+    let labels = labels::for_resource(
+        cluster,
+        resource,
+        &[
+            (labels::ROLE, node.role.as_str().to_string()),
+            (labels::AZ, node.az.clone()),
+            (labels::ADDRESS, node.address.to_string()),
+        ],
+    );
+    ContainerPlan {
+        name: container_name(cluster, &node.name),
+        body: body(
+            cluster,
+            &node.name,
+            image.as_deref().unwrap_or(default_image),
+            node.address,
+            *memory_mib,
+            publish,
+            labels,
+        ),
+        config: node.config.clone(),
+    }
+}
+
+/// The elb container: HAProxy over the lbs, published on 127.0.0.1.
+pub fn for_elb(cluster: &str, resource: &Resource, lb: &LoadBalancerResource, cidr: Ipv4Net, default_image: &str) -> ContainerPlan {
+    let address = elb_address(cidr);
+    let labels = labels::for_resource(
+        cluster,
+        resource,
+        &[(labels::ROLE, "elb".to_string()), (labels::ADDRESS, address.to_string())],
+    );
+    let publish: Vec<(u16, u16)> = lb.publish.map(|p| (p, lb.spec.listen_port)).into_iter().collect();
+    ContainerPlan {
+        name: container_name(cluster, resource.id.name()),
+        body: body(
+            cluster,
+            resource.id.name(),
+            lb.image.as_deref().unwrap_or(default_image),
+            address,
+            lb.memory_mib,
+            &publish,
+            labels,
+        ),
+        config: elb_config(lb),
+    }
+}
+
+/// The elb's node configuration: its HAProxy file and HAProxy in master-worker mode, which
+/// reloads on SIGUSR2 without dropping connections.
+pub fn elb_config(lb: &LoadBalancerResource) -> NodeConfig {
+    let members: Vec<(String, Ipv4Addr)> = lb.members.iter().map(|m| (m.name.clone(), m.address)).collect();
+    NodeConfig {
+        files: vec![ConfigFile {
+            path: paths::HAPROXY_CFG.into(),
+            content: haproxy_cfg(&lb.spec, &members),
+        }],
+        programs: vec![Program {
+            name: "haproxy".into(),
+            args: vec!["-W".into(), "-db".into(), "-f".into(), paths::HAPROXY_CFG.into()],
+        }],
+    }
+}
+
+fn body(
+    cluster: &str,
+    hostname: &str,
+    image: &str,
+    address: Ipv4Addr,
+    memory_mib: u64,
+    publish: &[(u16, u16)],
+    labels: HashMap<String, String>,
+) -> ContainerCreateBody {
+    let memory = (memory_mib * 1024 * 1024) as i64;
+    let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = publish
+        .iter()
+        .map(|(host, container)| {
+            (
+                format!("{container}/tcp"),
+                Some(vec![PortBinding {
+                    // Never on every interface: the cluster is for this machine only.
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(host.to_string()),
+                }]),
+            )
+        })
+        .collect();
+    let exposed: HashMap<String, HashMap<(), ()>> = publish.iter().map(|(_, c)| (format!("{c}/tcp"), HashMap::new())).collect();
+    let network = network_name(cluster);
+    ContainerCreateBody {
+        hostname: Some(hostname.into()),
+        image: Some(image.into()),
+        cmd: Some(vec!["--config".into(), NODE_CONFIG_PATH.into()]),
+        labels: Some(labels),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        host_config: Some(HostConfig {
+            memory: Some(memory),
+            // No swap beyond the limit: a node out of memory fails as a machine would.
+            memory_swap: Some(memory),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+            // Chaos decides when a node comes back, not Docker.
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            // iptables inside the node, for network faults.
+            cap_add: Some(vec!["NET_ADMIN".into()]),
+            network_mode: Some(network.clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(
+                [(
+                    network,
+                    EndpointSettings {
+                        ipam_config: Some(EndpointIpamConfig {
+                            ipv4_address: Some(address.to_string()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                )]
+                .into(),
+            ),
+        }),
+        ..Default::default()
+    }
+}

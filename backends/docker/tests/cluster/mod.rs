@@ -1,0 +1,153 @@
+//! Clusters on real Docker through the engine: created, found again from labels alone,
+//! serving through the elb on 127.0.0.1, changed in place, operated on, and removed.
+
+use std::time::Duration;
+
+use paas_core::backend::{Backend, NodeOp};
+use paas_core::engine::Action;
+use paas_core::resource::ResourceKind;
+
+use crate::support::{TestCluster, eventually, four_letter, http_get};
+
+/// One master, one slave, two lbs, no adminlb: every kind of container, kept small.
+const SMALL: &str = "azs = 2\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 2\nadminlb = 0\n";
+
+#[tokio::test]
+async fn a_cluster_comes_up_serves_through_the_elb_and_goes_away() {
+    let cluster = TestCluster::new("up", SMALL).await;
+    let plan = cluster.apply().await;
+    assert_eq!(plan.count(Action::Create), cluster.graph().len(), "{}", plan.summary());
+
+    // The world, re-read from labels alone, matches the spec: nothing left to do.
+    let again = cluster.engine().plan(&cluster.graph()).await.expect("planning again");
+    assert!(again.is_empty(), "a second plan should be empty: {}", again.summary());
+
+    // Each node runs at its static address with the programs of its role.
+    let observed = cluster.backend.list(cluster.name()).await.expect("listing");
+    let master = observed.iter().find(|o| o.id.as_str() == "node/master-1").expect("master-1 listed");
+    assert_eq!(master.attrs.get("state").map(String::as_str), Some("running"));
+    let master_address = cluster.topology.node("master-1").unwrap().address;
+    assert_eq!(master.attrs.get("address"), Some(&master_address.to_string()));
+    let zk = format!("{master_address}:2181");
+    let mode = eventually(Duration::from_secs(60), "ZooKeeper on master-1 to serve", || {
+        let zk = zk.clone();
+        async move { four_letter(&zk, "srvr").await.filter(|a| a.contains("Mode: ")) }
+    })
+    .await;
+    assert!(mode.contains("Mode: standalone"), "{mode}");
+
+    // The elb (HAProxy) on 127.0.0.1 forwards to healthy lbs (nginx), which answer /status.
+    let elb = format!("127.0.0.1:{}", cluster.spec.sim.http_port);
+    let (status, body) = eventually(Duration::from_secs(30), "the elb to answer /status", || {
+        let elb = elb.clone();
+        async move { http_get(&elb, "status", "/status").await.filter(|(s, _)| *s == 200) }
+    })
+    .await;
+    assert_eq!((status, body.trim()), (200, "OK"));
+
+    cluster.destroy().await;
+    assert_eq!(cluster.leftovers().await, Vec::<String>::new());
+    // Destroying again finds nothing and succeeds.
+    cluster.destroy().await;
+}
+
+#[tokio::test]
+async fn removing_an_lb_updates_the_elb_in_place() {
+    let mut cluster = TestCluster::new("elb", SMALL).await;
+    cluster.apply().await;
+    let before = cluster.backend.list(cluster.name()).await.unwrap();
+    let elb_before = before
+        .iter()
+        .find(|o| o.kind() == ResourceKind::LoadBalancer)
+        .unwrap()
+        .provider_id
+        .clone();
+
+    cluster.respec(|spec| spec.nodes.lbs = 1);
+    let plan = cluster.apply().await;
+    assert_eq!(plan.count(Action::Update), 1, "{}", plan.summary());
+    assert_eq!(plan.count(Action::Delete), 1, "{}", plan.summary());
+
+    let after = cluster.backend.list(cluster.name()).await.unwrap();
+    let elb_after = after.iter().find(|o| o.kind() == ResourceKind::LoadBalancer).unwrap();
+    assert_eq!(elb_after.provider_id, elb_before, "the elb was recreated instead of updated");
+    // The new member list is recorded where list finds it: nothing more to do.
+    let again = cluster.engine().plan(&cluster.graph()).await.unwrap();
+    assert!(again.is_empty(), "{}", again.summary());
+    // And HAProxy, reloaded, still serves through the remaining lb.
+    let elb = format!("127.0.0.1:{}", cluster.spec.sim.http_port);
+    eventually(Duration::from_secs(30), "the elb to answer /status through lb-1", || {
+        let elb = elb.clone();
+        async move { http_get(&elb, "status", "/status").await.filter(|(s, _)| *s == 200) }
+    })
+    .await;
+    cluster.destroy().await;
+    assert_eq!(cluster.leftovers().await, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn node_operations_kill_pause_and_start_a_node() {
+    let cluster = TestCluster::new("ops", "azs = 1\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 1\nadminlb = 0\n").await;
+    cluster.apply().await;
+    let state = |id: &'static str| {
+        let backend = &cluster.backend;
+        let name = cluster.name().to_string();
+        async move {
+            let observed = backend.list(&name).await.unwrap();
+            let node = observed.into_iter().find(|o| o.id.as_str() == id).unwrap();
+            (node.attrs.get("state").cloned().unwrap_or_default(), node)
+        }
+    };
+    let (running, lb) = state("node/lb-1").await;
+    assert_eq!(running, "running");
+
+    cluster.backend.node_op(cluster.name(), &lb, NodeOp::Pause).await.unwrap();
+    assert_eq!(state("node/lb-1").await.0, "paused");
+    cluster.backend.node_op(cluster.name(), &lb, NodeOp::Unpause).await.unwrap();
+    cluster.backend.node_op(cluster.name(), &lb, NodeOp::Kill).await.unwrap();
+    assert_eq!(state("node/lb-1").await.0, "exited");
+    // A killed node is still the same resource: planning does not recreate it.
+    let plan = cluster.engine().plan(&cluster.graph()).await.unwrap();
+    assert!(plan.is_empty(), "{}", plan.summary());
+    cluster.backend.node_op(cluster.name(), &lb, NodeOp::Start).await.unwrap();
+    assert_eq!(state("node/lb-1").await.0, "running");
+    // Starting a running node is already done.
+    cluster.backend.node_op(cluster.name(), &lb, NodeOp::Start).await.unwrap();
+    // Stop is graceful: the supervisor passes SIGTERM on and exits 0. (Once it runs: PID 1
+    // ignores SIGTERM until it installs its handler, so wait for nginx to serve first.)
+    let lb_http = format!("{}:80", cluster.topology.node("lb-1").unwrap().address);
+    eventually(Duration::from_secs(20), "lb-1's nginx to serve /status after the restart", || {
+        let lb_http = lb_http.clone();
+        async move { http_get(&lb_http, "status", "/status").await.filter(|(s, _)| *s == 200) }
+    })
+    .await;
+    cluster.backend.node_op(cluster.name(), &lb, NodeOp::Stop).await.unwrap();
+    let inspect = cluster
+        .backend
+        .docker()
+        .inspect_container(&lb.provider_id, None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .unwrap();
+    assert_eq!(inspect.state.and_then(|s| s.exit_code), Some(0));
+    cluster.destroy().await;
+}
+
+#[tokio::test]
+async fn a_taken_port_is_named_in_the_error_and_leaves_no_container() {
+    let cluster = TestCluster::new("port", "azs = 1\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 1\nadminlb = 0\n").await;
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", cluster.spec.sim.http_port)).expect("taking the elb's port");
+    let err = cluster
+        .engine()
+        .apply(&cluster.graph(), "test apply", &|_| {})
+        .await
+        .expect_err("the elb cannot publish a taken port");
+    let chain = format!("{:#}", anyhow::Error::new(err));
+    assert!(chain.contains(&format!("127.0.0.1:{}", cluster.spec.sim.http_port)), "{chain}");
+    let observed = cluster.backend.list(cluster.name()).await.unwrap();
+    assert!(
+        !observed.iter().any(|o| o.kind() == ResourceKind::LoadBalancer),
+        "a half-made elb was left: {observed:?}"
+    );
+    cluster.destroy().await;
+    assert_eq!(cluster.leftovers().await, Vec::<String>::new());
+}
