@@ -4,7 +4,9 @@
 //! - agent → leading master: `POST /internal/agent/register` ([`RegisterAgent`] →
 //!   [`AgentRegistered`]), `POST /internal/agent/ping` ([`AgentPing`]; 404 means "register
 //!   again"), `POST /internal/agent/status` ([`StatusUpdate`]);
-//! - master → agent: `POST /internal/launch` ([`LaunchTask`]), `POST /internal/kill` ([`KillTask`]).
+//! - master → agent: `POST /internal/launch` ([`LaunchTask`]), `POST /internal/kill` ([`KillTask`]),
+//!   `POST /internal/acknowledge` ([`AcknowledgeUpdate`]: the framework acknowledged an update,
+//!   so the agent may forget a finished task; until then it reports it to every new leader).
 //!
 //! A non-leading master answers the agent's calls with 307, so the agent looks in ZooKeeper again.
 
@@ -22,6 +24,8 @@ pub const STATUS_PATH: &str = "/internal/agent/status";
 pub const LAUNCH_PATH: &str = "/internal/launch";
 /// Path of [`KillTask`] on the agent.
 pub const KILL_PATH: &str = "/internal/kill";
+/// Path of [`AcknowledgeUpdate`] on the agent.
+pub const ACKNOWLEDGE_PATH: &str = "/internal/acknowledge";
 
 /// A task an agent runs (or ran), with its latest status; sent on re-registration so that a new
 /// leader learns the tasks.
@@ -86,4 +90,12 @@ pub struct LaunchTask {
 pub struct KillTask {
     pub framework_id: v1::FrameworkId,
     pub task_id: v1::TaskId,
+}
+
+/// The framework acknowledged the status update with this uuid.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcknowledgeUpdate {
+    pub framework_id: v1::FrameworkId,
+    pub task_id: v1::TaskId,
+    pub uuid: String,
 }

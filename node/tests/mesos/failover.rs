@@ -53,7 +53,11 @@ async fn mesos_leader_failover_keeps_agents_and_running_tasks() {
         .position(|a| !a.sandbox_stdouts("long").is_empty())
         .expect("the task's sandbox");
 
-    // The leader dies like a lost machine.
+    // A short task is running when the leader dies like a lost machine: it ends while no
+    // master leads, and its end must still reach the framework.
+    let offer = framework.offers().await.remove(0);
+    framework.launch(&offer, &[("short", "cpus:0.1;mem:32", "sleep 2")]).await;
+    framework.await_state("short", TaskState::Running).await;
     cluster.masters[leader].process.kill();
     let killed_at = Instant::now();
     let cluster_ref = &cluster;
@@ -109,7 +113,48 @@ async fn mesos_leader_failover_keeps_agents_and_running_tasks() {
     assert_eq!(tasks[0]["state"], "TASK_RUNNING");
     assert_eq!(state["frameworks"][0]["connected"], true);
 
+    // The end of the short task is delivered once the framework is back, and once
+    // acknowledged the agent forgets it.
+    let finished = framework.await_state("short", TaskState::Finished).await;
+    assert_eq!(finished.message.as_deref(), Some("Command exited with status 0"));
+    let agent_url = cluster
+        .agents
+        .iter()
+        .find(|a| !a.sandbox_stdouts("short").is_empty())
+        .unwrap()
+        .url();
+    let agent_url = &agent_url;
+    eventually(Duration::from_secs(5), "the agent to forget the acknowledged task", || async move {
+        let state = cluster_ref.get_json(&format!("{agent_url}/state")).await?;
+        let completed = state["completed_tasks"].as_array()?;
+        completed.iter().any(|t| t["id"] == "short").then_some(())
+    })
+    .await;
+
     // The task keeps being managed: a kill through the new leader works.
     framework.kill("long").await;
     framework.await_state("long", TaskState::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_masters_step_down_when_zookeeper_is_lost() {
+    let mut cluster = MesosCluster::start(2, &[]).await;
+    assert!(cluster.leader_index().await.is_some());
+    let lost_at = Instant::now();
+    for id in 1..=3 {
+        cluster.zk.kill(id);
+    }
+    // Without ZooKeeper no master may go on leading: each ends once its session is lost
+    // (3 s session timeout), as Mesos masters do.
+    let deadline = lost_at + Duration::from_secs(15);
+    while cluster.masters.iter_mut().any(|m| !m.process.has_exited()) {
+        assert!(Instant::now() < deadline, "a master still runs 15 s after ZooKeeper was lost");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = lost_at.elapsed();
+    eprintln!("masters stepped down {elapsed:?} after ZooKeeper was lost");
+    assert!(
+        elapsed >= Duration::from_secs(2),
+        "stepped down after {elapsed:?}, before the session could expire"
+    );
 }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::{Agent, TaskRecord, task};
-use crate::mesos::protocol::{KILL_PATH, KillTask, LAUNCH_PATH, LaunchTask};
+use crate::mesos::protocol::{ACKNOWLEDGE_PATH, AcknowledgeUpdate, KILL_PATH, KillTask, LAUNCH_PATH, LaunchTask};
 use crate::mesos::resources::{Resources, attributes_state_json};
 
 type Shared = State<Arc<Agent>>;
@@ -27,6 +27,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/slave(1)/health", get(health))
         .route(LAUNCH_PATH, post(launch))
         .route(KILL_PATH, post(kill))
+        .route(ACKNOWLEDGE_PATH, post(acknowledge))
         .with_state(agent)
 }
 
@@ -112,5 +113,14 @@ async fn kill(State(agent): Shared, body: Bytes) -> Response {
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed kill: {e}")).into_response(),
     };
     agent.kill(&request.framework_id, &request.task_id);
+    StatusCode::ACCEPTED.into_response()
+}
+
+async fn acknowledge(State(agent): Shared, body: Bytes) -> Response {
+    let request: AcknowledgeUpdate = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed acknowledgement: {e}")).into_response(),
+    };
+    agent.acknowledged(&request.task_id, &request.uuid);
     StatusCode::ACCEPTED.into_response()
 }

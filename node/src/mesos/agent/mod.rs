@@ -125,20 +125,28 @@ impl Agent {
         let _ = self.updates.send(update);
     }
 
-    /// The master took this update: it is what to tell a new leader, and a finished task can
-    /// be forgotten.
+    /// The master took this update: it is what to tell a new leader.
     fn delivered(&self, status: &TaskStatus) {
         let mut guard = self.lock();
-        let task_id = status.task_id.value.clone();
-        if let Some(record) = guard.tasks.get_mut(&task_id) {
+        if let Some(record) = guard.tasks.get_mut(&status.task_id.value) {
             record.delivered = Some(status.clone());
-            if status.state.is_terminal()
-                && let Some(record) = guard.tasks.remove(&task_id)
-            {
-                guard.completed.push_back(record);
-                while guard.completed.len() > COMPLETED_TASKS_KEPT {
-                    guard.completed.pop_front();
-                }
+        }
+    }
+
+    /// The framework acknowledged an update: when it was the last one of a finished task, the
+    /// task is forgotten (kept only in the completed list).
+    fn acknowledged(&self, task_id: &v1::TaskId, uuid: &str) {
+        let mut guard = self.lock();
+        let done = guard.tasks.get(&task_id.value).is_some_and(|record| {
+            record
+                .delivered
+                .as_ref()
+                .is_some_and(|d| d.state.is_terminal() && d.uuid.as_deref() == Some(uuid))
+        });
+        if done && let Some(record) = guard.tasks.remove(&task_id.value) {
+            guard.completed.push_back(record);
+            while guard.completed.len() > COMPLETED_TASKS_KEPT {
+                guard.completed.pop_front();
             }
         }
     }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use tokio::sync::mpsc;
 
-use crate::mesos::protocol::{AgentRegistered, AgentTask, KillTask, RegisterAgent};
+use crate::mesos::protocol::{AcknowledgeUpdate, AgentRegistered, AgentTask, KillTask, RegisterAgent};
 use crate::mesos::recordio;
 use crate::mesos::resources::Resources;
 use crate::mesos::v1::{self, Accept, Event, FrameworkInfo, Id, OperationType, TaskInfo, TaskState, TaskStatus};
@@ -56,6 +56,8 @@ pub enum Effect {
         framework_id: v1::FrameworkId,
         task: Box<TaskInfo>,
     },
+    /// Tell an agent that the framework acknowledged an update.
+    Acknowledge { agent: AgentAddress, ack: AcknowledgeUpdate },
     /// Ask an agent to kill a task.
     Kill { agent: AgentAddress, kill: KillTask },
     /// Record an agent in the registry (ZooKeeper), so that the next leader knows it.
@@ -386,6 +388,10 @@ impl Cluster {
             .frameworks
             .entry(framework_id.clone())
             .or_insert_with(|| Framework::new(framework_id.clone(), info.clone(), false));
+        if let Some(old) = framework.stream.take() {
+            // As Mesos does, the previous connection of a failed-over scheduler is told why it ends.
+            let _ = old.sender.send(recordio::encode(&Event::error("Framework failed over")));
+        }
         framework.info = info;
         framework.recovered = false;
         framework.disconnected_at = None;
@@ -638,6 +644,17 @@ impl Cluster {
                 framework.unacknowledged.remove(&ack.task_id.value);
             }
         }
+        // The agent keeps a finished task until its last update is acknowledged.
+        if let Some(agent) = self.agents.get(&ack.agent_id.value) {
+            self.effects.push(Effect::Acknowledge {
+                agent: agent.address.clone(),
+                ack: AcknowledgeUpdate {
+                    framework_id: Id::new(framework_id),
+                    task_id: ack.task_id.clone(),
+                    uuid: ack.uuid.clone(),
+                },
+            });
+        }
         Ok(())
     }
 
@@ -781,6 +798,8 @@ impl Cluster {
         });
         let task_id = reported.task.task_id.value.clone();
         let state = reported.status.state;
+        // A finished task the framework has not acknowledged: its update is sent (again).
+        let resend = (state.is_terminal() && reported.status.uuid.is_some()).then(|| reported.status.clone());
         let task = Task {
             resources: Resources::from_v1(&reported.task.resources),
             info: reported.task,
@@ -794,6 +813,9 @@ impl Cluster {
             framework.completed_tasks.push_back(task);
         } else {
             framework.tasks.insert(task_id, task);
+        }
+        if let Some(status) = resend {
+            self.send_update(&reported.framework_id.value, status);
         }
     }
 

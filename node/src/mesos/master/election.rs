@@ -35,7 +35,16 @@ pub async fn contend(master: Arc<Master>, client: Client, registry: Registry, le
         {
             return anyhow::anyhow!("disconnected from ZooKeeper for longer than the session timeout ({session_timeout:?})");
         }
-        let watcher = match zk::election_leader(&client, &path, MASTER_ZNODE_PREFIX).await {
+        // Bounded: while disconnected, requests wait for a reconnection that may never come.
+        let lookup = tokio::time::timeout(Duration::from_secs(1), zk::election_leader(&client, &path, MASTER_ZNODE_PREFIX)).await;
+        let lookup = lookup.unwrap_or_else(|_| {
+            Err(zk::ZkError::Operation {
+                operation: "list (timed out)",
+                path: path.clone(),
+                source: zookeeper_client::Error::ConnectionLoss,
+            })
+        });
+        let watcher = match lookup {
             Ok((member, watcher)) => {
                 let info = member.as_ref().and_then(|m| serde_json::from_slice::<MasterInfo>(&m.data).ok());
                 leader.send_if_modified(|current| {
@@ -45,8 +54,14 @@ pub async fn contend(master: Arc<Master>, client: Client, registry: Registry, le
                 });
                 let leads = member.as_ref().is_some_and(|m| m.name == me);
                 if leads && !master.leading() {
-                    match registry.agents().await {
-                        Ok(agents) => master.become_leader(agents),
+                    let agents = tokio::time::timeout(Duration::from_secs(1), registry.agents()).await;
+                    match agents {
+                        Ok(Ok(agents)) => master.become_leader(agents),
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "reading the registry; retrying");
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            continue;
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "reading the registry; retrying");
                             tokio::time::sleep(Duration::from_millis(200)).await;

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use tokio::sync::{mpsc, watch};
 
 use self::cluster::{Cluster, Effect};
-use crate::mesos::protocol::{KILL_PATH, LAUNCH_PATH, LaunchTask};
+use crate::mesos::protocol::{ACKNOWLEDGE_PATH, KILL_PATH, LAUNCH_PATH, LaunchTask};
 use crate::mesos::v1;
 use crate::zk::ZkUrl;
 
@@ -225,6 +225,15 @@ async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut
                     if let Some(message) = failure {
                         tracing::warn!(task = %task_id, agent = %agent_id, %message, "launch failed");
                         master.with_cluster(|c| c.launch_failed(&framework_id.value, &agent_id, &task_id, &message));
+                    }
+                });
+            }
+            Effect::Acknowledge { agent, ack } => {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    let url = format!("{}{ACKNOWLEDGE_PATH}", agent.base_url());
+                    if let Err(e) = client.post(&url).json(&ack).send().await {
+                        tracing::warn!(task = %ack.task_id, error = %e, "forwarding an acknowledgement to the agent");
                     }
                 });
             }
