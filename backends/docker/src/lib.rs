@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod container;
+pub mod health;
 pub mod images;
 pub mod labels;
 

@@ -45,6 +45,19 @@ async fn a_cluster_comes_up_serves_through_the_elb_and_goes_away() {
     .await;
     assert_eq!((status, body.trim()), (200, "OK"));
 
+    // The node programs under the supervisors make a working Mesos cluster: ZooKeeper
+    // serves, a Mesos master is elected and the agent registers with it.
+    let port = cluster.spec.sim.http_port;
+    let topology = cluster.topology.clone();
+    eventually(Duration::from_secs(60), "ZooKeeper, a Mesos leader and the agent", || {
+        let topology = topology.clone();
+        async move {
+            let health = paas_docker::health::probe(&topology, port).await;
+            (health.zookeeper_ok() && health.mesos_ok() && health.lbs_ok()).then_some(health)
+        }
+    })
+    .await;
+
     cluster.destroy().await;
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
     // Destroying again finds nothing and succeeds.
