@@ -140,6 +140,41 @@ mod tests {
         assert_eq!(effect(&messages[1]), EventEffect::Nothing);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_stream_decodes_the_same_in_any_chunks(
+            events in proptest::collection::vec(("[a-z_]{1,20}", proptest::collection::vec("[ -~]{0,30}", 1..4)), 0..8),
+            cuts in proptest::collection::vec(0usize..10_000, 0..12),
+            crlf in proptest::bool::ANY,
+        ) {
+            let newline = if crlf { "\r\n" } else { "\n" };
+            let mut stream = format!(": hello{newline}{newline}");
+            for (name, lines) in &events {
+                stream.push_str(&format!("event: {name}{newline}"));
+                for line in lines {
+                    stream.push_str(&format!("data: {line}{newline}"));
+                }
+                stream.push_str(newline);
+            }
+            let bytes = stream.as_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
+            cuts.push(bytes.len());
+            cuts.sort();
+            let mut decoder = SseDecoder::default();
+            let mut decoded = Vec::new();
+            let mut from = 0;
+            for to in cuts {
+                decoded.extend(decoder.push(&bytes[from..to]));
+                from = to;
+            }
+            let expected: Vec<SseMessage> = events
+                .iter()
+                .map(|(name, lines)| SseMessage { event: Some(name.clone()), data: lines.join("\n") })
+                .collect();
+            proptest::prop_assert_eq!(decoded, expected);
+        }
+    }
+
     #[test]
     fn unknown_events_trigger_a_resync() {
         let message = SseMessage {
