@@ -8,4 +8,5 @@ pub mod master;
 pub mod protocol;
 pub mod recordio;
 pub mod resources;
+pub mod scheduler;
 pub mod v1;

@@ -4,4 +4,5 @@ mod accounting;
 mod agent_loss;
 mod failover;
 mod scheduler_api;
+mod scheduler_client;
 mod zookeeper_ensemble;

@@ -48,13 +48,7 @@ pub fn masters(args: &super::Args) -> anyhow::Result<watch::Receiver<Option<Mast
 }
 
 fn base_url(info: &MasterInfo) -> String {
-    let host = info
-        .address
-        .as_ref()
-        .and_then(|a| a.hostname.clone().or_else(|| a.ip.clone()))
-        .or_else(|| info.hostname.clone())
-        .unwrap_or_else(|| info.ipv4().to_string());
-    format!("http://{host}:{}", info.port)
+    crate::mesos::scheduler::master_url(info)
 }
 
 /// Why the connection to one master ended.
