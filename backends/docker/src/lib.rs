@@ -10,5 +10,6 @@ pub mod container;
 pub mod health;
 pub mod images;
 pub mod labels;
+pub mod sim;
 
 pub use backend::{ConnectError, DockerBackend, connect_docker};

@@ -1,0 +1,294 @@
+//! The sim's operations, for the `paas sim` commands: bring a cluster up and wait for it to be
+//! healthy, report its status, read a node's logs, tear it down.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bollard::query_parameters::{DownloadFromContainerOptions, LogsOptions};
+use futures::StreamExt;
+use paas_core::engine::{ApplyOptions, ApplyReport, Engine, EngineError, Event, StateStore};
+use paas_core::{ClusterSpec, Graph, Plan, Target, Topology};
+use serde::Serialize;
+
+use crate::backend::DockerBackend;
+use crate::health::{self, Health};
+use crate::images::{self, ImageError, ImageInputs, ImageProgress};
+use crate::labels;
+
+/// Why a sim operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("building the sim images")]
+    Images(#[source] ImageError),
+    #[error(transparent)]
+    Connect(#[from] crate::backend::ConnectError),
+    #[error("placing the cluster")]
+    Placement(#[source] paas_core::topology::PlacementError),
+    #[error("applying the plan for cluster {cluster}")]
+    Apply {
+        cluster: String,
+        #[source]
+        source: EngineError,
+    },
+    #[error("the cluster did not become healthy within {waited:?}; still waiting for: {}", waiting.join("; "))]
+    Unhealthy { waited: Duration, waiting: Vec<String> },
+    #[error("no node {node} in cluster {cluster}")]
+    NoSuchNode { cluster: String, node: String },
+    #[error("reading the logs of {node}")]
+    Logs {
+        node: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// The steps applied (empty when the cluster already matched the spec).
+    pub plan: Plan,
+    pub apply: ApplyReport,
+    pub health: Health,
+    /// Seconds from the start of `up` to a healthy cluster.
+    pub seconds_to_healthy: f64,
+    pub endpoints: Endpoints,
+}
+
+/// Where the cluster is reached from this machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    /// Apps through the elb: `http://<app>.<domain>:<port>/`.
+    pub apps: String,
+    pub marathon: String,
+    pub mesos: String,
+}
+
+impl Endpoints {
+    pub fn of(spec: &ClusterSpec) -> Endpoints {
+        Endpoints {
+            apps: format!("http://www.{}:{}/", spec.domain, spec.sim.http_port),
+            marathon: format!("http://marathon.admin.{}:{}/", spec.domain, spec.sim.admin_port),
+            mesos: format!("http://mesos.admin.{}:{}/", spec.domain, spec.sim.admin_port),
+        }
+    }
+}
+
+/// A node as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub role: String,
+    pub az: String,
+    pub address: String,
+    /// Docker's state: `running`, `exited`, `paused`...
+    pub state: String,
+}
+
+/// What `status` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub cluster: String,
+    pub nodes: Vec<NodeStatus>,
+    pub health: Health,
+    pub endpoints: Endpoints,
+}
+
+/// One cluster of the sim, from its spec.
+pub struct Sim {
+    pub spec: ClusterSpec,
+    pub topology: Topology,
+    pub backend: DockerBackend,
+    state_dir: std::path::PathBuf,
+}
+
+impl Sim {
+    /// Connects to Docker. `image` is the default node image (see [`ensure_images`]); `None`
+    /// is enough for status, logs and down.
+    pub async fn connect(spec: ClusterSpec, state_dir: &Path, image: Option<String>) -> Result<Sim, SimError> {
+        let topology = Topology::place(&spec, &Topology::sim_zones(spec.azs)).map_err(SimError::Placement)?;
+        let backend = DockerBackend::connect(image).await?;
+        Ok(Sim {
+            spec,
+            topology,
+            backend,
+            state_dir: state_dir.to_path_buf(),
+        })
+    }
+
+    pub fn graph(&self) -> Graph {
+        Graph::desired(&self.spec, &self.topology, Target::Sim)
+    }
+
+    pub fn engine(&self) -> Engine<'_> {
+        Engine::new(
+            &self.backend,
+            StateStore::new(&self.state_dir, &self.spec.name, "sim"),
+            ApplyOptions::default(),
+        )
+    }
+
+    /// Applies the spec, then waits up to `timeout` for every health check to pass.
+    pub async fn up(
+        &self,
+        timeout: Duration,
+        on_event: &(dyn Fn(Event) + Sync),
+        on_wait: &(dyn Fn(&Health) + Sync),
+    ) -> Result<UpReport, SimError> {
+        let started = Instant::now();
+        let (plan, apply) = self
+            .engine()
+            .apply(&self.graph(), "paas sim up", on_event)
+            .await
+            .map_err(|source| SimError::Apply {
+                cluster: self.spec.name.clone(),
+                source,
+            })?;
+        let health = self.wait_healthy(timeout, on_wait).await?;
+        Ok(UpReport {
+            plan,
+            apply,
+            health,
+            seconds_to_healthy: started.elapsed().as_secs_f64(),
+            endpoints: Endpoints::of(&self.spec),
+        })
+    }
+
+    /// Probes until healthy (every 250 ms), or fails naming what is still missing.
+    pub async fn wait_healthy(&self, timeout: Duration, on_wait: &(dyn Fn(&Health) + Sync)) -> Result<Health, SimError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let health = health::probe(&self.topology, self.spec.sim.http_port).await;
+            if health.is_healthy() {
+                return Ok(health);
+            }
+            on_wait(&health);
+            if Instant::now() >= deadline {
+                return Err(SimError::Unhealthy {
+                    waited: timeout,
+                    waiting: health.waiting_for(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Nodes as Docker has them, with one round of health probes.
+    pub async fn status(&self) -> Result<Status, SimError> {
+        let observed = self.engine().observe(&self.spec.name).await.map_err(|source| SimError::Apply {
+            cluster: self.spec.name.clone(),
+            source,
+        })?;
+        let mut nodes: Vec<NodeStatus> = observed
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o.kind(),
+                    paas_core::resource::ResourceKind::Node | paas_core::resource::ResourceKind::LoadBalancer
+                )
+            })
+            .map(|o| NodeStatus {
+                name: o.id.name().to_string(),
+                role: o.attrs.get("role").cloned().unwrap_or_default(),
+                az: o.attrs.get("az").cloned().unwrap_or_default(),
+                address: o.attrs.get("address").cloned().unwrap_or_default(),
+                state: o.attrs.get("state").cloned().unwrap_or_default(),
+            })
+            .collect();
+        nodes.sort_by(|a, b| (&a.az, &a.role, &a.name).cmp(&(&b.az, &b.role, &b.name)));
+        Ok(Status {
+            cluster: self.spec.name.clone(),
+            nodes,
+            health: health::probe(&self.topology, self.spec.sim.http_port).await,
+            endpoints: Endpoints::of(&self.spec),
+        })
+    }
+
+    /// Removes every container and network of the cluster (found by label); safe to re-run.
+    pub async fn down(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<(Plan, ApplyReport), SimError> {
+        self.engine()
+            .destroy(&self.spec.name, Target::Sim, "paas sim down", on_event)
+            .await
+            .map_err(|source| SimError::Apply {
+                cluster: self.spec.name.clone(),
+                source,
+            })
+    }
+
+    /// A node's log: one program's file (`zookeeper`, `mesos` (master or agent), `marathon`,
+    /// `nginx`, `lb-sync`, `haproxy`), or the whole container output with every program
+    /// prefixed. Works on stopped nodes too.
+    pub async fn logs(&self, node: &str, process: Option<&str>) -> Result<String, SimError> {
+        let container = crate::container::container_name(&self.spec.name, node);
+        let docker = self.backend.docker();
+        let belongs = docker
+            .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .ok()
+            .and_then(|c| c.config?.labels?.get(labels::CLUSTER).cloned())
+            .is_some_and(|c| c == self.spec.name);
+        if !belongs {
+            return Err(SimError::NoSuchNode {
+                cluster: self.spec.name.clone(),
+                node: node.into(),
+            });
+        }
+        let logs_err = |source| SimError::Logs { node: node.into(), source };
+        match process {
+            Some(process) => {
+                let candidates: Vec<String> = match process {
+                    "mesos" => vec!["mesos-master".into(), "mesos-agent".into()],
+                    other => vec![other.to_string()],
+                };
+                let mut text = String::new();
+                for name in candidates {
+                    let path = format!("/var/log/paas/{name}.log");
+                    let mut stream = docker.download_from_container(&container, Some(DownloadFromContainerOptions { path }));
+                    let mut archive = Vec::new();
+                    let mut missing = false;
+                    while let Some(chunk) = stream.next().await {
+                        match chunk {
+                            Ok(bytes) => archive.extend_from_slice(&bytes),
+                            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
+                                missing = true;
+                                break;
+                            }
+                            Err(e) => return Err(logs_err(e)),
+                        }
+                    }
+                    if missing {
+                        continue;
+                    }
+                    let mut reader = tar::Archive::new(archive.as_slice());
+                    if let Some(Ok(mut entry)) = reader.entries().ok().and_then(|mut e| e.next()) {
+                        let _ = std::io::Read::read_to_string(&mut entry, &mut text);
+                    }
+                }
+                Ok(text)
+            }
+            None => {
+                let mut stream = docker.logs(
+                    &container,
+                    Some(LogsOptions {
+                        stdout: true,
+                        stderr: true,
+                        tail: "all".into(),
+                        ..Default::default()
+                    }),
+                );
+                let mut text = String::new();
+                while let Some(chunk) = stream.next().await {
+                    text.push_str(&chunk.map_err(logs_err)?.to_string());
+                }
+                Ok(text)
+            }
+        }
+    }
+}
+
+/// Builds the sim images if they are missing and returns the node image's tag.
+pub async fn ensure_images(progress: &(dyn Fn(ImageProgress) + Sync)) -> Result<String, SimError> {
+    let docker = crate::backend::connect_docker().await?;
+    let inputs = ImageInputs::from_env().map_err(SimError::Images)?;
+    let tags = images::ensure(&docker, &inputs, progress).await.map_err(SimError::Images)?;
+    Ok(tags.node)
+}
