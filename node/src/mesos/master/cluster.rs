@@ -205,8 +205,6 @@ pub struct Cluster {
     /// Agents the registry knew when this master was elected that have not re-registered yet,
     /// with the time they must have by.
     pub recovered_agents: BTreeMap<String, Instant>,
-    /// Agents removed for missing pings: if one comes back it gets a new id and kills its tasks.
-    removed_agents: BTreeSet<String>,
     pub frameworks: BTreeMap<String, Framework>,
     pub completed_frameworks: VecDeque<Framework>,
     pub offers: BTreeMap<String, OfferRecord>,
@@ -230,7 +228,6 @@ impl Cluster {
             config,
             agents: BTreeMap::new(),
             recovered_agents: registry_agents.into_iter().map(|id| (id, deadline)).collect(),
-            removed_agents: BTreeSet::new(),
             frameworks: BTreeMap::new(),
             completed_frameworks: VecDeque::new(),
             offers: BTreeMap::new(),
@@ -725,12 +722,16 @@ impl Cluster {
     // -----------------------------------------------------------------------------------------
 
     /// Registers an agent, or re-registers it (after a failover, with its tasks). An agent that
-    /// was removed comes back with a new id and must kill its old tasks.
+    /// was removed (or is unknown to the registry) comes back with a new id and must kill its
+    /// old tasks.
     pub fn register_agent(&mut self, request: RegisterAgent) -> AgentRegistered {
         let mut kill = Vec::new();
         let previous = request.agent_id.as_ref().map(|a| a.value.clone());
         let agent_id = match &previous {
-            Some(id) if !self.removed_agents.contains(id) => id.clone(),
+            // Only agents this master admitted, or found in the registry, come back with their
+            // tasks; any other (removed, or never recorded) starts afresh, as Mesos makes an
+            // agent it does not know shut down its tasks.
+            Some(id) if self.agents.contains_key(id) || self.recovered_agents.contains_key(id) => id.clone(),
             _ => {
                 kill.extend(request.tasks.iter().map(|t| KillTask {
                     framework_id: t.framework_id.clone(),
@@ -869,7 +870,6 @@ impl Cluster {
             return;
         };
         tracing::warn!(agent = agent_id, hostname = %agent.hostname, why, "removing agent");
-        self.removed_agents.insert(agent_id.to_owned());
         let rescinded: Vec<OfferRecord> = self.offers.values().filter(|o| o.agent_id == agent_id).cloned().collect();
         for offer in rescinded {
             self.offers.remove(&offer.id);
@@ -941,7 +941,6 @@ impl Cluster {
         for agent_id in gone {
             tracing::warn!(agent = %agent_id, "agent did not re-register in time; removing it");
             self.recovered_agents.remove(&agent_id);
-            self.removed_agents.insert(agent_id.clone());
             self.effects.push(Effect::RegistryRemove { agent_id });
         }
 
@@ -1194,5 +1193,152 @@ mod tests {
                 .any(|e| e.failure.as_ref().and_then(|f| f.agent_id.clone()) == Some(registered.agent_id.clone()))
         );
         assert!(cluster.agents.is_empty());
+    }
+
+    fn offers_of(rx: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<v1::Offer> {
+        events(rx).into_iter().filter_map(|e| e.offers).flat_map(|o| o.offers).collect()
+    }
+
+    #[test]
+    fn decline_filters_the_agent_until_revive() {
+        let mut cluster = Cluster::new(config(), vec![]);
+        cluster.register_agent(agent("cpus:1;mem:256"));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (f, _) = cluster.subscribe(FrameworkInfo::default(), tx);
+        cluster.allocate(Instant::now());
+        let offers = offers_of(&mut rx);
+        assert_eq!(offers.len(), 1);
+        cluster.decline(
+            &f,
+            &v1::Decline {
+                offer_ids: vec![offers[0].id.clone()],
+                filters: Some(v1::Filters {
+                    refuse_seconds: Some(100.0),
+                }),
+            },
+        );
+        cluster.allocate(Instant::now());
+        assert!(offers_of(&mut rx).is_empty(), "declined resources stay away for refuse_seconds");
+        cluster.allocate(Instant::now() + Duration::from_secs(101));
+        assert_eq!(offers_of(&mut rx).len(), 1, "offered again once the filter expires");
+
+        let offer = cluster.offers.keys().next().cloned().unwrap();
+        cluster.decline(
+            &f,
+            &v1::Decline {
+                offer_ids: vec![Id::new(offer)],
+                filters: Some(v1::Filters {
+                    refuse_seconds: Some(100.0),
+                }),
+            },
+        );
+        cluster.suppress(&f);
+        cluster.revive(&f);
+        cluster.allocate(Instant::now());
+        assert_eq!(offers_of(&mut rx).len(), 1, "REVIVE clears filters");
+        cluster.suppress(&f);
+        let outstanding: Vec<String> = cluster.offers.keys().cloned().collect();
+        for id in outstanding {
+            cluster.decline(
+                &f,
+                &v1::Decline {
+                    offer_ids: vec![Id::new(id)],
+                    filters: None,
+                },
+            );
+        }
+        cluster.allocate(Instant::now() + Duration::from_secs(500));
+        assert!(offers_of(&mut rx).is_empty(), "SUPPRESS stops offers");
+    }
+
+    #[test]
+    fn failover_timeout_tears_down_a_disconnected_framework() {
+        // Agents that never miss a ping in the time this test spans.
+        let config = ClusterConfig {
+            agent_ping_timeout: Duration::from_secs(100),
+            ..config()
+        };
+        let mut cluster = Cluster::new(config, vec![]);
+        cluster.register_agent(agent("cpus:1;mem:256"));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let info = FrameworkInfo {
+            failover_timeout: Some(10.0),
+            ..FrameworkInfo::default()
+        };
+        let (f, _) = cluster.subscribe(info, tx);
+        cluster.allocate(Instant::now());
+        let offer = offers_of(&mut rx).remove(0);
+        cluster.accept(&f, &launch(&offer, "t", "cpus:1;mem:10"));
+        cluster.take_effects();
+        drop(rx);
+        cluster.disconnect(&f);
+        cluster.tick(Instant::now() + Duration::from_secs(5));
+        assert!(cluster.frameworks.contains_key(&f), "kept within the failover timeout");
+        assert!(cluster.take_effects().iter().all(|e| !matches!(e, Effect::Kill { .. })));
+        cluster.tick(Instant::now() + Duration::from_secs(11));
+        assert!(!cluster.frameworks.contains_key(&f));
+        assert_eq!(cluster.completed_frameworks.len(), 1);
+        assert!(cluster.take_effects().iter().any(|e| matches!(e, Effect::Kill { .. })));
+    }
+
+    #[test]
+    fn heartbeats_at_the_interval() {
+        let mut cluster = Cluster::new(config(), vec![]);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        cluster.subscribe(FrameworkInfo::default(), tx);
+        events(&mut rx);
+        cluster.tick(Instant::now() + Duration::from_secs(5));
+        assert!(events(&mut rx).iter().all(|e| e.kind != v1::EventType::Heartbeat));
+        cluster.tick(Instant::now() + Duration::from_secs(16));
+        assert!(events(&mut rx).iter().any(|e| e.kind == v1::EventType::Heartbeat));
+    }
+
+    #[test]
+    fn unknown_agent_gets_a_new_id_and_kills_its_tasks_but_a_recovered_one_keeps_them() {
+        let task = AgentTask {
+            framework_id: Id::new("f"),
+            task: TaskInfo {
+                task_id: Id::new("t"),
+                resources: Resources::parse("cpus:0.5").unwrap().to_v1(None),
+                ..TaskInfo::default()
+            },
+            status: TaskStatus::new(Id::new("t"), TaskState::Running),
+        };
+        let mut cluster = Cluster::new(config(), vec!["known".into()]);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let info = FrameworkInfo {
+            id: Some(Id::new("f")),
+            ..FrameworkInfo::default()
+        };
+        cluster.subscribe(info, tx);
+        events(&mut rx);
+
+        // While "known" has not re-registered, asking about its task gets no answer.
+        let ask = v1::Reconcile {
+            tasks: vec![v1::ReconcileTask {
+                task_id: Id::new("t"),
+                agent_id: Some(Id::new("known")),
+            }],
+        };
+        cluster.reconcile("f", &ask);
+        assert!(events(&mut rx).is_empty());
+
+        let mut stranger = agent("cpus:1;mem:256");
+        stranger.agent_id = Some(Id::new("stranger"));
+        stranger.tasks = vec![task.clone()];
+        let registered = cluster.register_agent(stranger);
+        assert_ne!(registered.agent_id.value, "stranger");
+        assert_eq!(registered.kill.len(), 1);
+
+        let mut known = agent("cpus:1;mem:256");
+        known.agent_id = Some(Id::new("known"));
+        known.tasks = vec![task];
+        let registered = cluster.register_agent(known);
+        assert_eq!(registered.agent_id.value, "known");
+        assert!(registered.kill.is_empty());
+        assert_eq!(cluster.used_on("known").scalar("cpus"), 0.5);
+        cluster.reconcile("f", &ask);
+        let answer = events(&mut rx).into_iter().find_map(|e| e.update).unwrap();
+        assert_eq!(answer.status.state, TaskState::Running);
     }
 }
