@@ -11,6 +11,9 @@ use tokio::time::Instant;
 use super::event::{EventEffect, SseDecoder, effect, event_type};
 use super::marathons::{Backoff, Marathons, error_chain};
 
+/// How often the followed Marathon is asked whether another one leads.
+const LEADER_CHECK: Duration = Duration::from_secs(2);
+
 /// How long a stream must have lasted for its end to count as a normal disconnect.
 const STABLE_STREAM: Duration = Duration::from_secs(5);
 
@@ -63,7 +66,7 @@ pub async fn follow_events(marathons: Arc<Marathons>, signals: Arc<Signals>) {
                 // Events may have been missed while not connected: resync in full.
                 signals.changes.notify_one();
                 let opened = Instant::now();
-                let reason = read_stream(response, &signals.changes, &mut reconnect).await;
+                let reason = read_stream(response, &signals.changes, &mut reconnect, &marathons, index).await;
                 tracing::warn!(marathon = %base, reason, "event stream ended; failing over");
                 // A stream that ends at once counts as a failure, so a Marathon that accepts and
                 // drops streams cannot make lb-sync reconnect (and resync) in a tight loop.
@@ -87,12 +90,31 @@ pub async fn follow_events(marathons: Arc<Marathons>, signals: Arc<Signals>) {
     }
 }
 
-/// Reads events until the stream ends or a reconnect is requested; returns why it stopped.
-async fn read_stream(response: reqwest::Response, changes: &Notify, reconnect: &mut watch::Receiver<u64>) -> String {
+/// Reads events from the Marathon at `index` until the stream ends, a reconnect is requested or
+/// another Marathon of the list leads; returns why it stopped.
+async fn read_stream(
+    response: reqwest::Response,
+    changes: &Notify,
+    reconnect: &mut watch::Receiver<u64>,
+    marathons: &Marathons,
+    index: usize,
+) -> String {
     let mut body = response.bytes_stream();
     let mut decoder = SseDecoder::default();
+    let mut leader_check = tokio::time::interval_at(Instant::now() + LEADER_CHECK, LEADER_CHECK);
+    leader_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            // Cancel-safe: `tick` only consumes a tick when it completes.
+            _ = leader_check.tick() => {
+                // A stream opened during an election may be a standby's, which carries no events:
+                // move to the leader once there is one.
+                if let Some(leader) = marathons.leader(index).await
+                    && leader != index
+                {
+                    return format!("{} leads now", marathons.base(leader));
+                }
+            }
             // Cancel-safe: `next` on a stream holds no data between polls.
             chunk = body.next() => match chunk {
                 Some(Ok(bytes)) => {

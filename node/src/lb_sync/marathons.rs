@@ -10,6 +10,8 @@ use super::wire::AppList;
 
 /// How long a Marathon may take to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long asking for the leader may take; it is asked while the event stream waits.
+const LEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long reading the whole app list may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -152,7 +154,7 @@ impl Marathons {
             leader: String,
         }
         let url = self.base(index).join("v2/leader").expect("a relative path joins any base");
-        let response = self.http.get(url).timeout(REQUEST_TIMEOUT).send().await.ok()?;
+        let response = self.http.get(url).timeout(LEADER_TIMEOUT).send().await.ok()?;
         if !response.status().is_success() {
             return None;
         }

@@ -31,13 +31,21 @@ impl TaskSpec {
     }
 }
 
-/// The app definitions and tasks the double serves, shared by every double of a test.
+/// The app definitions and tasks the doubles serve, and which of them leads: what Marathon
+/// keeps in ZooKeeper, shared by every double of a test.
 #[derive(Clone, Default)]
 pub struct Cluster {
     apps: Arc<Mutex<BTreeMap<String, Value>>>,
+    leader: Arc<Mutex<Option<u16>>>,
 }
 
 impl Cluster {
+    /// Makes the double on `port` the leader every double names on `/v2/leader` (`None`: an
+    /// election is under way, `/v2/leader` answers 404).
+    pub fn set_leader(&self, port: Option<u16>) {
+        *self.leader.lock().unwrap() = port;
+    }
+
     /// Sets app `id` (with health checks: one) to `tasks`, with `labels`.
     pub fn set_app(&self, id: &str, labels: &[(&str, &str)], tasks: &[TaskSpec]) {
         let tasks: Vec<Value> = tasks
@@ -80,16 +88,12 @@ pub struct MarathonDouble {
 }
 
 impl MarathonDouble {
-    /// Serves `cluster` on `port` (`0`: any free port), without a leader (`/v2/leader` 404s).
+    /// Serves `cluster` on `port` (`0`: any free port).
     pub async fn start(port: u16, cluster: Cluster) -> MarathonDouble {
-        MarathonDouble::start_with_leader(port, cluster, None).await
-    }
-
-    /// Serves `cluster` on `port`, naming `127.0.0.1:<leader>` on `/v2/leader` when given.
-    pub async fn start_with_leader(port: u16, cluster: Cluster, leader: Option<u16>) -> MarathonDouble {
         let (events, _) = broadcast::channel(1024);
         let (sender, served) = (events.clone(), cluster);
         let server = TestServer::start(port, move |request| {
+            let leader = *served.leader.lock().unwrap();
             if let (true, Some(leader)) = (request.path.starts_with("/v2/leader"), leader) {
                 Answer::Full {
                     status: 200,

@@ -277,21 +277,57 @@ async fn lb_sync_never_installs_routes_nginx_rejects() {
 }
 
 #[tokio::test]
-async fn lb_sync_follows_the_leaders_event_stream() {
+async fn lb_sync_follows_the_leader_and_the_next_one_when_it_dies() {
     let nginx = NginxServer::start().await;
     let cluster = Cluster::default();
-    let servers = tasks(&["e1", "e2"]).await;
+    let servers = tasks(&["e1", "e2", "e3"]).await;
     cluster.set_app("/app", &[], &specs(&servers[..1]));
-    let leader = MarathonDouble::start(0, cluster.clone()).await;
-    let standby = MarathonDouble::start_with_leader(0, cluster.clone(), Some(leader.server.port)).await;
-    // Listed first, the standby is asked first; it names the leader, whose stream carries the events.
-    let _lb_sync = start_lb_sync(&nginx, &[standby.url(), leader.url()], &[]);
+    let mut leader = MarathonDouble::start(0, cluster.clone()).await;
+    let standby = MarathonDouble::start(0, cluster.clone()).await;
+    let next = MarathonDouble::start(0, cluster.clone()).await;
+    cluster.set_leader(Some(leader.server.port));
+    // The leader listed last: lb-sync must find it by asking, since only the leader has events.
+    let _lb_sync = start_lb_sync(&nginx, &[standby.url(), next.url(), leader.url()], &[]);
     let host = format!("app.{DOMAIN}");
     wait_served_by(nginx.port, &host, &["e1"], CONVERGE).await;
-    cluster.set_app("/app", &[], &specs(&servers));
+    cluster.set_app("/app", &[], &specs(&servers[..2]));
     leader.publish_status_update("/app", "TASK_RUNNING");
     // Well before the 30 s resync: only the leader's event can explain it.
     wait_served_by(nginx.port, &host, &["e1", "e2"], Duration::from_secs(5)).await;
+
+    // Clients keep sending requests while the leader dies and another is elected.
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (stop, host, port) = (stop.clone(), host.clone(), nginx.port);
+        tokio::spawn(async move {
+            let (mut ok, mut bad) = (0usize, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match get(port, &host).await {
+                    Some((200, _)) => ok += 1,
+                    other => bad.push(format!("{other:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (ok, bad)
+        })
+    };
+    leader.kill().await;
+    cluster.set_leader(None);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.set_leader(Some(next.server.port));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.set_app("/app", &[], &specs(&servers));
+    next.publish_status_update("/app", "TASK_RUNNING");
+    wait_served_by(nginx.port, &host, &["e1", "e2", "e3"], Duration::from_secs(10)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, bad) = client.await.unwrap();
+    assert!(ok > 20, "too few requests during the failover: {ok}");
+    assert!(
+        bad.is_empty(),
+        "{} requests failed during the failover: {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
 }
 
 #[tokio::test]
