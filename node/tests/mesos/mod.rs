@@ -2,6 +2,7 @@
 
 mod accounting;
 mod agent_loss;
+mod agent_tasks;
 mod failover;
 mod scheduler_api;
 mod scheduler_client;

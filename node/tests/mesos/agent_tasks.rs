@@ -1,0 +1,141 @@
+//! What the agent does with a task beyond running a command: fetching over HTTP (and failing
+//! to), and killing the task's whole process group on KILL and on agent shutdown.
+
+use std::time::Duration;
+
+use paas_node::mesos::v1::{self, TaskState};
+
+use crate::support::eventually;
+use crate::support::framework::{TestFramework, framework_info, task_info};
+use crate::support::mesos::MesosCluster;
+
+/// Serves `files` (name → bytes) over HTTP on 127.0.0.1; returns the base URL.
+async fn serve_files(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let mut router = axum::Router::new();
+    for (name, bytes) in files {
+        router = router.route(&format!("/{name}"), axum::routing::get(move || async move { bytes.clone() }));
+    }
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}")
+}
+
+/// Whether a process is alive (a zombie waiting to be reaped counts as dead).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().unwrap_or_default().trim_start().starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn read_pid(path: &std::path::Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_agent_fetches_over_http_and_reports_fetch_failures() {
+    let cluster = MesosCluster::start(1, &["cpus:1;mem:256"]).await;
+    let fixtures = tempfile::tempdir().unwrap();
+    std::fs::write(fixtures.path().join("inner.txt"), "zipped\n").unwrap();
+    let zipped = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-c", "site.zip", "inner.txt"])
+        .current_dir(fixtures.path())
+        .status()
+        .expect("python3 to build a zip fixture");
+    assert!(zipped.success());
+    let zip = std::fs::read(fixtures.path().join("site.zip")).unwrap();
+    let base = serve_files(vec![("site.zip", zip.clone()), ("raw.zip", zip)]).await;
+
+    let master = cluster.leader_url().await.unwrap();
+    let mut framework = TestFramework::subscribe(&master, framework_info("fetch")).await;
+    let offer = framework.offers().await.remove(0);
+    let mut extracting = task_info(
+        &offer,
+        "extracting",
+        "cpus:0.25;mem:32",
+        "cat inner.txt && test -f raw.zip && test ! -x raw.zip",
+    );
+    let mut failing = task_info(&offer, "unfetchable", "cpus:0.25;mem:32", "true");
+    extracting.command.as_mut().unwrap().uris = vec![
+        v1::CommandUri {
+            value: format!("{base}/site.zip"),
+            ..Default::default()
+        },
+        // `extract: false` keeps the archive as it is.
+        v1::CommandUri {
+            value: format!("{base}/raw.zip"),
+            extract: Some(false),
+            ..Default::default()
+        },
+    ];
+    failing.command.as_mut().unwrap().uris = vec![v1::CommandUri {
+        value: format!("{base}/missing.tgz"),
+        ..Default::default()
+    }];
+    framework.accept(&offer, vec![extracting, failing]).await;
+
+    framework.await_state("extracting", TaskState::Finished).await;
+    let stdout = &cluster.agents[0].sandbox_stdouts("extracting")[0];
+    assert_eq!(std::fs::read_to_string(stdout).unwrap(), "zipped\n");
+    let failed = framework.await_state("unfetchable", TaskState::Failed).await;
+    let message = failed.message.unwrap();
+    assert!(
+        message.starts_with("Failed to fetch all URIs") && message.contains("404"),
+        "{message}"
+    );
+    assert_eq!(failed.reason.as_deref(), Some("REASON_CONTAINER_LAUNCH_FAILED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_agent_kills_the_whole_process_group_on_kill_and_on_shutdown() {
+    let mut cluster = MesosCluster::start(1, &["cpus:1;mem:256"]).await;
+    let master = cluster.leader_url().await.unwrap();
+    let mut framework = TestFramework::subscribe(&master, framework_info("groups")).await;
+    let offer = framework.offers().await.remove(0);
+    // Each task leaves a background child that ignores SIGTERM, so only a group SIGKILL ends it.
+    let command = "(trap '' TERM; exec sleep 61) & echo $! > child; sleep 60";
+    framework
+        .launch(
+            &offer,
+            &[("killed", "cpus:0.25;mem:32", command), ("orphaned", "cpus:0.25;mem:32", command)],
+        )
+        .await;
+    framework.await_state("killed", TaskState::Running).await;
+    framework.await_state("orphaned", TaskState::Running).await;
+    let agent = &cluster.agents[0];
+    let child_of = |task: &str| {
+        let sandbox = agent.sandbox_stdouts(task)[0].parent().unwrap().to_owned();
+        async move {
+            eventually(Duration::from_secs(5), "the task's child pid", || {
+                let sandbox = sandbox.clone();
+                async move { read_pid(&sandbox.join("child")) }
+            })
+            .await
+        }
+    };
+    let killed_child = child_of("killed").await;
+    let orphaned_child = child_of("orphaned").await;
+    assert!(alive(killed_child) && alive(orphaned_child));
+
+    framework.kill("killed").await;
+    framework.await_state("killed", TaskState::Killed).await;
+    eventually(Duration::from_secs(5), "the killed task's child to die", || async move {
+        (!alive(killed_child)).then_some(())
+    })
+    .await;
+    assert!(alive(orphaned_child), "the other task is untouched");
+
+    // SIGTERM to the agent: it kills its tasks' groups before exiting.
+    let pid = cluster.agents[0].process.pid().unwrap();
+    // SAFETY: kill(2) on the agent process this test started.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let agent = &mut cluster.agents[0];
+    eventually(Duration::from_secs(10), "the agent to exit and its task's child to die", || {
+        let exited = agent.process.has_exited();
+        async move { (exited && !alive(orphaned_child)).then_some(()) }
+    })
+    .await;
+}
