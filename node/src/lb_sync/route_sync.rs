@@ -203,8 +203,13 @@ impl RouteSync {
             };
             match self.nginx.check(&render(&alone, &self.config.listen)).await {
                 Ok(()) => kept.routes.push(route.clone()),
-                Err(error) => {
+                Err(error @ NginxError::Rejected { .. }) => {
                     tracing::error!(app = %route.app_id, error = %error_chain(&error), "nginx refuses this app's route; leaving it out");
+                }
+                Err(error) => {
+                    // Not nginx's verdict on this route: blaming it could drop a good app.
+                    tracing::error!(error = %error_chain(&error), "cannot check routes one by one");
+                    return None;
                 }
             }
         }
