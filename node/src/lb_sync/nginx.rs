@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+/// Where Debian's nginx keeps its master's pid unless the main config says otherwise.
+const DEFAULT_PID_FILE: &str = "/run/nginx.pid";
+
 /// How long one `nginx -t` or `nginx -s reload` may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -118,11 +121,20 @@ impl Nginx {
         }
     }
 
-    /// Asks the running nginx to reload its config (`nginx -s reload`).
+    /// Asks the running nginx to reload its config: SIGHUP to the master named in the main
+    /// config's pid file, else `nginx -s reload`.
     ///
     /// Fails when nginx cannot be run or signalled, e.g. because it is not running; nginx itself
     /// keeps its old config if the new one does not load.
     pub async fn reload(&self) -> Result<(), NginxError> {
+        // `nginx -s reload` parses the whole config (resolving every upstream host) only to find
+        // the same pid file: signalling directly saves that on every change.
+        if let Some(pid) = self.master_pid().await {
+            // SAFETY: kill(2) takes plain integers and touches no memory of this process.
+            if unsafe { libc::kill(pid, libc::SIGHUP) } == 0 {
+                return Ok(());
+            }
+        }
         let mut command = self.command();
         command.arg("-c").arg(&self.main_conf).args(["-s", "reload"]);
         let output = self.output(command, "-s reload").await?;
@@ -130,6 +142,24 @@ impl Nginx {
             return Err(NginxError::Reload { output: describe(&output) });
         }
         Ok(())
+    }
+
+    /// The master's pid, from the pid file the main config names (nginx's compiled-in default
+    /// when it names none); `None` when it cannot be read.
+    async fn master_pid(&self) -> Option<i32> {
+        let main = tokio::fs::read_to_string(&self.main_conf).await.ok()?;
+        let named = main
+            .lines()
+            .map(str::trim)
+            .find_map(|line| line.strip_prefix("pid ").and_then(|rest| rest.trim().strip_suffix(';')))
+            .map(|path| path.trim().trim_matches(['"', '\'']).to_owned());
+        let path = PathBuf::from(named.unwrap_or_else(|| DEFAULT_PID_FILE.to_owned()));
+        let path = match (&self.prefix, path.is_relative()) {
+            (Some(prefix), true) => prefix.join(path),
+            _ => path,
+        };
+        let pid: i32 = tokio::fs::read_to_string(path).await.ok()?.trim().parse().ok()?;
+        (pid > 1).then_some(pid)
     }
 
     /// Writes the config `nginx -t` checks: the main config with the routes file swapped for
