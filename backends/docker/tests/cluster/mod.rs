@@ -164,3 +164,37 @@ async fn a_taken_port_is_named_in_the_error_and_leaves_no_container() {
     cluster.destroy().await;
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn status_lists_every_node_and_logs_are_read_per_program() {
+    let cluster = TestCluster::new("logs", SMALL).await;
+    cluster.apply().await;
+    let sim = paas_docker::sim::Sim::connect(cluster.spec.clone(), cluster.state.path(), None)
+        .await
+        .unwrap();
+    let status = sim.status().await.unwrap();
+    let names: Vec<&str> = status.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(status.nodes.iter().all(|n| n.state == "running"), "{:?}", status.nodes);
+
+    // The supervisors write the logs as the programs start: poll, bounded.
+    let sim = &sim;
+    for (node, process, expected) in [
+        ("master-1", Some("zookeeper"), "QuorumPeerMain"),
+        ("slave-1", Some("mesos"), "paas-node mesos-agent"),
+        ("lb-1", None, "[lb-sync]"),
+        ("lb-1", None, "[nginx]"),
+    ] {
+        eventually(
+            Duration::from_secs(20),
+            &format!("{expected} in the log of {node} ({process:?})"),
+            || async move { sim.logs(node, process).await.ok().filter(|log| log.contains(expected)) },
+        )
+        .await;
+    }
+    assert!(matches!(
+        sim.logs("slave-9", None).await,
+        Err(paas_docker::sim::SimError::NoSuchNode { .. })
+    ));
+    cluster.destroy().await;
+}
