@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use paas_node::mesos::recordio;
 use paas_node::mesos::resources::Resources;
 use paas_node::mesos::v1::{self, CallType, TaskState};
 
@@ -154,6 +156,27 @@ async fn mesos_framework_launches_finishes_fails_kills_and_reconciles() {
     let state = cluster.leader_state().await.unwrap();
     assert_eq!(state["frameworks"].as_array().unwrap().len(), 0);
     assert_eq!(state["completed_frameworks"].as_array().unwrap().len(), 1);
+
+    // A torn-down framework may not come back: its stream holds only ERROR.
+    let mut call = v1::Call::new(CallType::Subscribe, Some(framework.id.clone()));
+    call.subscribe = Some(v1::Subscribe {
+        framework_info: framework.info.clone(),
+        suppressed_roles: vec![],
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{master}/api/v1/scheduler"))
+        .header("Content-Type", "application/json")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let events: Vec<v1::Event> = recordio::decode_stream::<v1::Event, _, _, _>(response.bytes_stream())
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].error.as_ref().unwrap().message, "Framework has been removed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

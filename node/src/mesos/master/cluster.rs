@@ -412,6 +412,11 @@ impl Cluster {
         (framework_id, stream_id)
     }
 
+    /// Whether a framework with this id was torn down (it may not subscribe again).
+    pub fn is_removed(&self, framework_id: &str) -> bool {
+        !self.frameworks.contains_key(framework_id) && self.completed_frameworks.iter().any(|f| f.id == framework_id)
+    }
+
     /// TEARDOWN: kills every task of the framework and forgets it.
     pub fn teardown(&mut self, framework_id: &str) {
         let Some(mut framework) = self.frameworks.remove(framework_id) else {

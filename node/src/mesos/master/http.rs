@@ -18,7 +18,8 @@ use super::Master;
 use super::cluster::CallError;
 use super::state_json;
 use crate::mesos::protocol::{AgentPing, PING_PATH, REGISTER_PATH, RegisterAgent, STATUS_PATH, StatusUpdate};
-use crate::mesos::v1::{Call, CallType};
+use crate::mesos::recordio;
+use crate::mesos::v1::{Call, CallType, Event};
 
 /// Header carrying the scheduler's stream id.
 const STREAM_ID: &str = "Mesos-Stream-Id";
@@ -283,8 +284,19 @@ async fn scheduler(State(master): Shared, uri: Uri, headers: HeaderMap, body: By
 fn subscribe(master: &Master, call: Call) -> Response {
     let info = call.subscribe.expect("validated").framework_info;
     let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<u8>>();
-    let Some((framework_id, stream_id)) = master.with_cluster(|c| c.subscribe(info, sender)) else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected");
+    let subscribed = master.with_cluster(|c| {
+        let removed = info.id.as_ref().is_some_and(|id| c.is_removed(&id.value));
+        // As Mesos does, a torn-down framework gets a stream holding only ERROR.
+        (!removed).then(|| c.subscribe(info, sender.clone()))
+    });
+    let (framework_id, stream_id) = match subscribed {
+        Some(Some(ids)) => ids,
+        Some(None) => {
+            let _ = sender.send(recordio::encode(&Event::error("Framework has been removed")));
+            drop(sender);
+            (String::new(), uuid::Uuid::new_v4().to_string())
+        }
+        None => return text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
     };
     tracing::debug!(framework = %framework_id, stream = %stream_id, "SUBSCRIBE stream opened");
     // The body ends when the master drops the sender (framework removed or re-subscribed);
