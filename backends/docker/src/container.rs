@@ -149,6 +149,8 @@ fn body(
         hostname: Some(hostname.into()),
         image: Some(image.into()),
         cmd: Some(vec!["--config".into(), NODE_CONFIG_PATH.into()]),
+        // Logs are read as files and through `docker logs`, not on a terminal: no colour codes.
+        env: Some(vec!["NO_COLOR=1".into()]),
         labels: Some(labels),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         host_config: Some(HostConfig {

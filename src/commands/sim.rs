@@ -1,0 +1,351 @@
+//! `paas sim up|status|scale|down|logs|images`: the cluster in local Docker containers.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use paas_core::spec::ValidationContext;
+use paas_docker::images::ImageProgress;
+use paas_docker::sim::{Endpoints, Sim, ensure_images};
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::commands::app::Marathon;
+use crate::context::{BadInput, Context};
+use crate::progress::Progress;
+
+/// Flags of `paas sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[command(subcommand)]
+    pub command: SimCommand,
+}
+
+/// What to do with the local cluster.
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// Creates what is missing, waits until the cluster is healthy, deploys the spec's apps
+    /// and prints the endpoints. Changes nothing when the cluster already matches the spec.
+    Up(UpArgs),
+    /// Nodes by AZ and role, health, leaders, agents and apps.
+    Status,
+    /// Sets the number of nodes of a role on the running cluster; other nodes are untouched.
+    Scale(ScaleArgs),
+    /// Removes every container and network of the cluster, and nothing else. Safe to re-run.
+    Down,
+    /// A node's log: the whole container, or one program's.
+    Logs(LogsArgs),
+    /// Builds the sim images if their inputs changed, and lists them.
+    Images,
+}
+
+/// Flags of `paas sim up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Seconds to wait for the cluster to become healthy, then for the apps to answer.
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+    /// Do not deploy the spec's apps.
+    #[arg(long)]
+    pub no_apps: bool,
+}
+
+/// A role `scale` can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScaleRole {
+    Masters,
+    Slaves,
+    Lbs,
+}
+
+/// Flags of `paas sim scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    pub role: ScaleRole,
+    pub count: u32,
+    /// Seconds to wait for the cluster to be healthy again.
+    #[arg(long, default_value_t = 180)]
+    pub timeout: u64,
+}
+
+/// Flags of `paas sim logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The node, e.g. `master-1`, `slave-3`, `lb-1`, `elb`.
+    pub node: String,
+    /// One program's log: zookeeper, mesos, marathon, nginx, lb-sync, haproxy.
+    #[arg(long)]
+    pub process: Option<String>,
+}
+
+/// Runs one `paas sim` command.
+pub async fn run(global: &GlobalArgs, args: SimArgs) -> anyhow::Result<()> {
+    let ctx = Context::load(global)?;
+    match args.command {
+        SimCommand::Up(up) => run_up(global, ctx, up).await,
+        SimCommand::Status => run_status(ctx).await,
+        SimCommand::Scale(scale) => run_scale(global, ctx, scale).await,
+        SimCommand::Down => run_down(global, ctx).await,
+        SimCommand::Logs(logs) => {
+            let sim = Sim::connect(ctx.spec.clone(), &ctx.state_dir, None).await?;
+            print!("{}", sim.logs(&logs.node, logs.process.as_deref()).await?);
+            Ok(())
+        }
+        SimCommand::Images => {
+            let started = Instant::now();
+            let tag = ensure_images(&image_progress(global.quiet)).await?;
+            match ctx.output {
+                OutputFormat::Json => ctx.print_json(&json!({ "node_image": tag, "seconds": started.elapsed().as_secs_f64() }))?,
+                OutputFormat::Text => println!("{tag}"),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn image_progress(quiet: bool) -> impl Fn(ImageProgress) + Sync {
+    move |event| {
+        if quiet {
+            return;
+        }
+        match event {
+            ImageProgress::Present { tag } => eprintln!("  image {tag}: present"),
+            ImageProgress::Building { tag } => eprintln!("  image {tag}: building (the base takes a few minutes the first time)"),
+            ImageProgress::Output { line, .. } => eprintln!("    {line}"),
+            ImageProgress::Built { tag, seconds } => eprintln!("  image {tag}: built in {seconds:.1}s"),
+        }
+    }
+}
+
+/// The image every role without an explicit `[sim.images]` entry runs, built if needed;
+/// `None` when every role names its own image.
+async fn default_image(ctx: &Context, quiet: bool) -> anyhow::Result<Option<String>> {
+    let images = &ctx.spec.sim.images;
+    if [&images.master, &images.slave, &images.lb, &images.adminlb, &images.elb]
+        .iter()
+        .all(|i| i.is_some())
+    {
+        return Ok(None);
+    }
+    Ok(Some(ensure_images(&image_progress(quiet)).await?))
+}
+
+async fn run_up(global: &GlobalArgs, ctx: Context, args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let image = default_image(&ctx, global.quiet || ctx.output == OutputFormat::Json).await?;
+    let sim = Sim::connect(ctx.spec.clone(), &ctx.state_dir, image).await?;
+    let timeout = Duration::from_secs(args.timeout);
+    let plan = sim.engine().plan(&sim.graph()).await?;
+    let progress = Progress::new(plan.steps.len(), global.quiet || ctx.output == OutputFormat::Json);
+    let text = ctx.output == OutputFormat::Text;
+    if text && !global.quiet {
+        if plan.is_empty() {
+            eprintln!("Cluster {} is up to date: nothing to change.", ctx.spec.name);
+        } else {
+            eprintln!("Applying {} to cluster {}:", plan.summary(), ctx.spec.name);
+        }
+    }
+    let last_wait = std::sync::Mutex::new(String::new());
+    let report = sim
+        .up(timeout, &|event| progress.handle(event), &|health| {
+            let waiting = health.waiting_for().join("; ");
+            let mut last = last_wait.lock().unwrap();
+            if text && !global.quiet && *last != waiting {
+                eprintln!("  waiting for {waiting}");
+                *last = waiting;
+            }
+        })
+        .await;
+    progress.finish();
+    let report = report?;
+    let healthy_after = started.elapsed();
+
+    let mut apps = Vec::new();
+    if !args.no_apps {
+        let marathon = Marathon::parse(&Endpoints::of(&ctx.spec).marathon)?;
+        for definition in app_definitions(&ctx)? {
+            apps.push(marathon.deploy_if_missing(&definition).await?);
+        }
+        if apps.iter().any(|a| a["id"] == "/www") {
+            wait_for_www(&ctx, timeout).await?;
+        }
+    }
+    let serving_after = started.elapsed();
+    match ctx.output {
+        OutputFormat::Json => ctx.print_json(&json!({
+            "cluster": ctx.spec.name,
+            "changed": !report.plan.is_empty(),
+            "plan": report.plan,
+            "health": report.health,
+            "apps": apps,
+            "endpoints": report.endpoints,
+            "seconds_to_healthy": healthy_after.as_secs_f64(),
+            "seconds_to_serving": serving_after.as_secs_f64(),
+        }))?,
+        OutputFormat::Text => {
+            println!(
+                "Cluster {} is healthy ({:.1}s){}.",
+                ctx.spec.name,
+                healthy_after.as_secs_f64(),
+                if report.plan.is_empty() { ", nothing changed" } else { "" }
+            );
+            for app in &apps {
+                println!(
+                    "  app {}: {}",
+                    app["id"].as_str().unwrap_or("?"),
+                    app["result"].as_str().unwrap_or("?")
+                );
+            }
+            println!("  apps:     {}", report.endpoints.apps);
+            println!("  marathon: {}", report.endpoints.marathon);
+            println!("  mesos:    {}", report.endpoints.mesos);
+        }
+    }
+    Ok(())
+}
+
+/// The spec's app definitions: its files, or the built-in `www` app when it names none.
+fn app_definitions(ctx: &Context) -> anyhow::Result<Vec<String>> {
+    let Some(paths) = &ctx.spec.apps else {
+        return Ok(vec![paas_core::app::WWW_APP_JSON.to_string()]);
+    };
+    let base = ctx
+        .spec_path
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .unwrap_or(std::path::Path::new("."));
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(base.join(p)).with_context(|| format!("reading the app definition {}", base.join(p).display())))
+        .collect()
+}
+
+/// Waits until `www.<domain>` answers 200 through the elb.
+async fn wait_for_www(ctx: &Context, timeout: Duration) -> anyhow::Result<()> {
+    let url = format!("http://www.{}:{}/", ctx.spec.domain, ctx.spec.sim.http_port);
+    let www = Marathon::parse(&url)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(answer) = www.request("GET", "/", None).await
+            && answer.status == 200
+        {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "www did not answer 200 at {url} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn run_status(ctx: Context) -> anyhow::Result<()> {
+    let sim = Sim::connect(ctx.spec.clone(), &ctx.state_dir, None).await?;
+    let status = sim.status().await?;
+    let marathon = Marathon::parse(&status.endpoints.marathon)?;
+    let apps = marathon.list().await.ok();
+    match ctx.output {
+        OutputFormat::Json => ctx.print_json(&json!({ "status": status, "apps": apps }))?,
+        OutputFormat::Text => {
+            if status.nodes.is_empty() {
+                println!("Cluster {} has no nodes: run `paas sim up`.", status.cluster);
+                return Ok(());
+            }
+            println!("Cluster {}:", status.cluster);
+            println!("  {:<6} {:<8} {:<12} {:<14} STATE", "AZ", "ROLE", "NODE", "ADDRESS");
+            for node in &status.nodes {
+                println!(
+                    "  {:<6} {:<8} {:<12} {:<14} {}",
+                    node.az, node.role, node.name, node.address, node.state
+                );
+            }
+            let h = &status.health;
+            let zk: Vec<String> = h
+                .zookeeper
+                .iter()
+                .map(|(n, m)| format!("{n}={}", m.as_deref().unwrap_or("down")))
+                .collect();
+            println!(
+                "  zookeeper: {} ({})",
+                if h.zookeeper_ok() { "quorum" } else { "NO QUORUM" },
+                zk.join(", ")
+            );
+            println!("  mesos leader: {}", h.mesos_leader.as_deref().unwrap_or("none"));
+            println!("  agents: {} of {} registered", h.agents_registered, h.agents_expected);
+            println!("  marathon leader: {}", h.marathon_leader.as_deref().unwrap_or("none"));
+            let lbs: Vec<String> = h
+                .lbs
+                .iter()
+                .map(|(n, ok)| format!("{n}={}", if *ok { "ok" } else { "down" }))
+                .collect();
+            println!("  lbs: {}; elb: {}", lbs.join(", "), if h.elb { "ok" } else { "down" });
+            for app in apps.as_ref().and_then(|a| a.as_array()).into_iter().flatten() {
+                println!(
+                    "  app {}: {} running, {} healthy, {} desired",
+                    app["id"].as_str().unwrap_or("?"),
+                    app["tasksRunning"].as_u64().unwrap_or(0),
+                    app["tasksHealthy"].as_u64().unwrap_or(0),
+                    app["instances"].as_u64().unwrap_or(0)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_scale(global: &GlobalArgs, ctx: Context, args: ScaleArgs) -> anyhow::Result<()> {
+    let mut spec = ctx.spec.clone();
+    match args.role {
+        ScaleRole::Masters => {
+            // Removing masters at once can cost the ZooKeeper quorum the running ensemble needs.
+            let current = spec.nodes.masters;
+            let quorum = current / 2 + 1;
+            if args.count < quorum {
+                return Err(BadInput(format!(
+                    "scaling masters from {current} to {} would leave fewer than the quorum of {quorum}",
+                    args.count
+                ))
+                .into());
+            }
+            spec.nodes.masters = args.count;
+        }
+        ScaleRole::Slaves => spec.nodes.slaves = args.count,
+        ScaleRole::Lbs => spec.nodes.lbs = args.count,
+    }
+    let base = ctx
+        .spec_path
+        .as_deref()
+        .and_then(std::path::Path::parent)
+        .unwrap_or(std::path::Path::new("."));
+    spec.validate(ValidationContext { base_dir: base })?;
+    let image = default_image(&ctx, global.quiet).await?;
+    let sim = Sim::connect(spec, &ctx.state_dir, image).await?;
+    let plan = sim.engine().plan(&sim.graph()).await?;
+    let progress = Progress::new(plan.steps.len(), global.quiet || ctx.output == OutputFormat::Json);
+    let report = sim.up(Duration::from_secs(args.timeout), &|e| progress.handle(e), &|_| {}).await;
+    progress.finish();
+    let report = report?;
+    match ctx.output {
+        OutputFormat::Json => ctx.print_json(&json!({ "plan": report.plan, "health": report.health }))?,
+        OutputFormat::Text => {
+            println!("{} ({}); the cluster is healthy.", report.plan.summary(), ctx.spec.name);
+            eprintln!(
+                "note: {} still gives the old count; `paas sim up` with it would scale back",
+                ctx.spec_origin()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn run_down(global: &GlobalArgs, ctx: Context) -> anyhow::Result<()> {
+    let sim = Sim::connect(ctx.spec.clone(), &ctx.state_dir, None).await?;
+    let observed = sim.engine().observe(&ctx.spec.name).await?;
+    let progress = Progress::new(observed.len(), global.quiet || ctx.output == OutputFormat::Json);
+    let result = sim.down(&|e| progress.handle(e)).await;
+    progress.finish();
+    let (plan, _) = result?;
+    match ctx.output {
+        OutputFormat::Json => ctx.print_json(&json!({ "cluster": ctx.spec.name, "removed": plan.steps.len() }))?,
+        OutputFormat::Text if plan.is_empty() => println!("Cluster {} has nothing to remove.", ctx.spec.name),
+        OutputFormat::Text => println!("Removed {} resources of cluster {}.", plan.steps.len(), ctx.spec.name),
+    }
+    Ok(())
+}
