@@ -205,3 +205,27 @@ async fn deliver(agent: &Agent, base: &str, agent_id: &v1::AgentId, pending: &mu
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(master: &str) -> super::super::Args {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: super::super::Args,
+        }
+        Cli::parse_from(["mesos-agent", "--master", master]).args
+    }
+
+    #[tokio::test]
+    async fn a_fixed_master_is_host_and_port() {
+        let fixed = masters(&args("10.0.0.5:5050")).unwrap();
+        let info = fixed.borrow().clone().unwrap();
+        assert_eq!(base_url(&info), "http://10.0.0.5:5050");
+        assert!(masters(&args("nonsense")).is_err());
+        assert!(masters(&args("zk://h")).is_err());
+    }
+}
