@@ -3,8 +3,10 @@
 use super::config::NodeProgram;
 
 /// Debian's ZooKeeper: the server's main class, with its configuration directory first on
-/// the class path (log4j.properties) and the jar, whose manifest names its dependencies.
-const ZOOKEEPER_CLASSPATH: &str = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar";
+/// the class path (log4j.properties), the jar, whose manifest names its dependencies, and
+/// the slf4j binding to log4j, without which the server logs nothing.
+const ZOOKEEPER_CLASSPATH: &str =
+    "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar";
 const ZOOKEEPER_MAIN: &str = "org.apache.zookeeper.server.quorum.QuorumPeerMain";
 
 /// The command line (program and arguments) for a configured program:
