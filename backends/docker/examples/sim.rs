@@ -24,8 +24,13 @@ async fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             let (plan, _) = sim.engine().apply(&sim.graph(), "example sim up", &|_| {}).await?;
             println!("applied {} in {:.1}s", plan.summary(), started.elapsed().as_secs_f64());
+            let mut quorum_reported = false;
             loop {
                 let health = paas_docker::health::probe(&sim.topology, sim.spec.sim.http_port).await;
+                if health.zookeeper_ok() && !quorum_reported {
+                    println!("ZooKeeper quorum: {:.1}s after up", started.elapsed().as_secs_f64());
+                    quorum_reported = true;
+                }
                 if health.zookeeper_ok() && health.mesos_ok() && health.lbs_ok() {
                     println!(
                         "ZooKeeper quorum, Mesos leader with {} agents, lbs behind the elb: {:.1}s after up (Marathon leader: {:?})",
