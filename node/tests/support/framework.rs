@@ -21,6 +21,9 @@ pub struct TestFramework {
     pub statuses: Vec<TaskStatus>,
     /// How many of `statuses` `await_state` has looked at.
     examined: usize,
+    /// Offers received and not yet returned by `offers` (never dropped, so none stays
+    /// outstanding unseen).
+    pending_offers: Vec<Offer>,
     reader: tokio::task::JoinHandle<()>,
     http: reqwest::Client,
 }
@@ -108,6 +111,7 @@ impl TestFramework {
             events,
             statuses: Vec::new(),
             examined: 0,
+            pending_offers: Vec::new(),
             reader,
             http,
         }
@@ -150,6 +154,12 @@ impl TestFramework {
                     if let Some(update) = &event.update {
                         self.statuses.push(update.status.clone());
                     }
+                    if let Some(offers) = &event.offers {
+                        self.pending_offers.extend(offers.offers.iter().cloned());
+                    }
+                    if let Some(rescind) = &event.rescind {
+                        self.pending_offers.retain(|o| o.id != rescind.offer_id);
+                    }
                     if let Some(found) = pick(&event) {
                         return found;
                     }
@@ -169,10 +179,14 @@ impl TestFramework {
         events
     }
 
-    /// Waits for an OFFERS event and returns its offers.
+    /// Returns the offers received so far and not returned yet, waiting for an OFFERS event
+    /// when there are none.
     pub async fn offers(&mut self) -> Vec<Offer> {
-        self.next(Duration::from_secs(15), "OFFERS", |e| e.offers.clone().map(|o| o.offers))
-            .await
+        if self.pending_offers.is_empty() {
+            self.next(Duration::from_secs(15), "OFFERS", |e| e.offers.as_ref().map(|_| ()))
+                .await;
+        }
+        std::mem::take(&mut self.pending_offers)
     }
 
     /// Waits for an UPDATE of `task_id` to `state` (received earlier or now), acknowledging

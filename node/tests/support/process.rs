@@ -9,27 +9,33 @@ pub fn paas_node_binary() -> PathBuf {
 }
 
 /// A running `paas-node <program> <args>`; killed (SIGKILL) when dropped or on [`NodeProcess::kill`].
+/// Its output goes to a log file, printed when the test fails (panics) so that it shows with
+/// the failure and nowhere else.
 pub struct NodeProcess {
     /// What it runs, for messages.
     pub name: String,
     child: Option<Child>,
+    log: tempfile::NamedTempFile,
 }
 
 impl NodeProcess {
-    /// Starts `paas-node <program> <args...>` with its stderr passed through (the test runner
-    /// captures it) and `RUST_LOG` defaulting to `info`. Panics when the binary cannot start.
+    /// Starts `paas-node <program> <args...>` with its output logged and `RUST_LOG` defaulting
+    /// to `info`. Panics when the binary cannot start.
     pub fn spawn<I, S>(program: &str, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        let log = tempfile::NamedTempFile::new().expect("creating a log file");
+        let output = log.reopen().expect("opening the log file");
         let mut command = Command::new(paas_node_binary());
         command
             .arg(program)
             .args(args)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit());
+            .stdout(output.try_clone().expect("cloning the log handle"))
+            .stderr(output);
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
@@ -37,6 +43,7 @@ impl NodeProcess {
         Self {
             name: program.to_owned(),
             child: Some(child),
+            log,
         }
     }
 
@@ -65,6 +72,13 @@ impl NodeProcess {
 
 impl Drop for NodeProcess {
     fn drop(&mut self) {
+        let pid = self.pid();
         self.kill();
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+            eprintln!("--- last lines of paas-node {} (pid {pid:?}) ---\n{tail}", self.name);
+        }
     }
 }
