@@ -85,6 +85,14 @@ async fn mesos_agent_fetches_over_http_and_reports_fetch_failures() {
         "{message}"
     );
     assert_eq!(failed.reason.as_deref(), Some("REASON_CONTAINER_LAUNCH_FAILED"));
+
+    // The agent's state, at the paths Mesos serves it.
+    for path in ["/state", "/slave(1)/state"] {
+        let state = cluster.get_json(&format!("{}{path}", cluster.agents[0].url())).await.unwrap();
+        assert_eq!(state["id"], offer.agent_id.value.as_str(), "{path}");
+        assert_eq!(state["attributes"]["zone"], "a");
+        assert_eq!(state["resources"]["cpus"], 1.0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,7 @@ async fn mesos_scheduler_client_follows_redirect_and_runs_a_task() {
         }
     };
     let task = task_info(&offer, "once", "cpus:0.5;mem:32", "exit 0");
+    let launched_at = std::time::Instant::now();
     scheduler.launch(vec![offer.id.clone()], vec![task], 0.0).await.unwrap();
     let mut states = Vec::new();
     while !states.contains(&TaskState::Finished) {
@@ -51,6 +52,9 @@ async fn mesos_scheduler_client_follows_redirect_and_runs_a_task() {
             .unwrap();
         if let Some(update) = event.update {
             scheduler.acknowledge(&update.status).await.unwrap();
+            if update.status.state == TaskState::Running {
+                eprintln!("ACCEPT to TASK_RUNNING in {:?}", launched_at.elapsed());
+            }
             states.push(update.status.state);
         }
     }
