@@ -48,6 +48,10 @@ pub struct UpArgs {
     /// Do not deploy the spec's apps.
     #[arg(long)]
     pub no_apps: bool,
+    /// Apply the changes when the cluster exists with a different spec (otherwise `up` shows
+    /// the plan and stops).
+    #[arg(long)]
+    pub apply_changes: bool,
 }
 
 /// A role `scale` can change.
@@ -135,7 +139,18 @@ async fn run_up(global: &GlobalArgs, ctx: Context, args: UpArgs) -> anyhow::Resu
     let image = default_image(&ctx, global.quiet || ctx.output == OutputFormat::Json).await?;
     let sim = Sim::connect(ctx.spec.clone(), &ctx.state_dir, image).await?;
     let timeout = Duration::from_secs(args.timeout);
-    let plan = sim.engine().plan(&sim.graph()).await?;
+    let observed = sim.engine().observe(&ctx.spec.name).await?;
+    let plan = paas_core::engine::plan(&sim.graph(), &observed);
+    if !observed.is_empty() && !plan.is_empty() && !args.apply_changes {
+        // Changing a running cluster can replace nodes: the user decides, knowing what.
+        eprint!("{}", crate::output::render_plan(&plan, crate::output::colour()));
+        return Err(BadInput(format!(
+            "cluster {} exists with a different spec ({}); re-run with --apply-changes to make these changes",
+            ctx.spec.name,
+            plan.summary()
+        ))
+        .into());
+    }
     let progress = Progress::new(plan.steps.len(), global.quiet || ctx.output == OutputFormat::Json);
     let text = ctx.output == OutputFormat::Text;
     if text && !global.quiet {
@@ -318,6 +333,9 @@ async fn run_scale(global: &GlobalArgs, ctx: Context, args: ScaleArgs) -> anyhow
     let image = default_image(&ctx, global.quiet).await?;
     let sim = Sim::connect(spec, &ctx.state_dir, image).await?;
     let plan = sim.engine().plan(&sim.graph()).await?;
+    if args.role == ScaleRole::Slaves {
+        drain_removed_agents(&ctx, &sim, &plan, Duration::from_secs(args.timeout), global.quiet).await?;
+    }
     let progress = Progress::new(plan.steps.len(), global.quiet || ctx.output == OutputFormat::Json);
     let report = sim.up(Duration::from_secs(args.timeout), &|e| progress.handle(e), &|_| {}).await;
     progress.finish();
@@ -348,4 +366,60 @@ async fn run_down(global: &GlobalArgs, ctx: Context) -> anyhow::Result<()> {
         OutputFormat::Text => println!("Removed {} resources of cluster {}.", plan.steps.len(), ctx.spec.name),
     }
     Ok(())
+}
+
+/// Before agents are removed, moves their tasks: each leaving agent is stopped (its tasks
+/// end with it), then Marathon is given time to run every app at full strength on the
+/// agents that stay. Without a reachable Marathon the agents are removed directly.
+async fn drain_removed_agents(ctx: &Context, sim: &Sim, plan: &paas_core::Plan, timeout: Duration, quiet: bool) -> anyhow::Result<()> {
+    let leaving: Vec<&paas_core::Observed> = plan
+        .steps
+        .iter()
+        .filter(|s| s.action == paas_core::Action::Delete)
+        .filter_map(|s| s.current.as_ref())
+        .filter(|o| o.attrs.get("role").map(String::as_str) == Some("slave"))
+        .collect();
+    if leaving.is_empty() {
+        return Ok(());
+    }
+    let addresses: Vec<&str> = leaving.iter().filter_map(|o| o.attrs.get("address").map(String::as_str)).collect();
+    for node in &leaving {
+        if !quiet {
+            eprintln!("  draining {}", node.id.name());
+        }
+        paas_core::Backend::node_op(&sim.backend, &ctx.spec.name, node, paas_core::NodeOp::Stop).await?;
+    }
+    let marathon = Marathon::parse(&Endpoints::of(&ctx.spec).marathon)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let Ok(apps) = marathon.list().await else {
+            eprintln!("warning: Marathon does not answer: removing the agents without waiting for their tasks to move");
+            return Ok(());
+        };
+        let tasks = marathon.request("GET", "/v2/tasks", None).await?.expect_success("listing tasks")?;
+        let on_leaving = tasks["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["host"].as_str().is_some_and(|h| addresses.contains(&h)))
+            .count();
+        let settled = apps.as_array().into_iter().flatten().all(|app| {
+            let wanted = app["instances"].as_u64().unwrap_or(0);
+            let checked = app["healthChecks"].as_array().is_some_and(|h| !h.is_empty());
+            let counted = if checked {
+                app["tasksHealthy"].as_u64()
+            } else {
+                app["tasksRunning"].as_u64()
+            };
+            counted.unwrap_or(0) >= wanted
+        });
+        if on_leaving == 0 && settled {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the tasks of the leaving agents did not move within {timeout:?} ({on_leaving} still on them)"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
