@@ -158,3 +158,23 @@ async fn mesos_masters_step_down_when_zookeeper_is_lost() {
         "stepped down after {elapsed:?}, before the session could expire"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_losing_one_zookeeper_server_changes_nothing() {
+    let mut cluster = MesosCluster::start(3, &["cpus:1;mem:256"]).await;
+    let leader = cluster.leader_index().await.expect("a leader");
+    let before = cluster.leader_state().await.unwrap();
+    // A master machine dies and takes its ZooKeeper server with it: the quorum holds, and the
+    // masters and agents connected to that server move to the others without losing sessions.
+    for id in 1..=2 {
+        cluster.zk.kill(id);
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert!(cluster.masters.iter_mut().all(|m| !m.process.has_exited()), "a master stepped down");
+        cluster.zk.restart(id);
+        tokio::task::block_in_place(|| cluster.zk.wait_for_quorum(Duration::from_secs(60)));
+    }
+    assert_eq!(cluster.leader_index().await, Some(leader));
+    let after = cluster.leader_state().await.unwrap();
+    assert_eq!(after["elected_time"], before["elected_time"], "no new election");
+    assert_eq!(after["slaves"][0]["id"], before["slaves"][0]["id"]);
+}
