@@ -2,6 +2,7 @@
 
 mod backend;
 mod convergence;
+mod core_config;
 mod http;
 mod marathon_double;
 mod nginx;
