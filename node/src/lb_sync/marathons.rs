@@ -80,14 +80,17 @@ impl Marathons {
         })
     }
 
+    /// How many Marathons there are (at least one).
     pub fn len(&self) -> usize {
         self.bases.len()
     }
 
+    /// Never true: construction refuses an empty list.
     pub fn is_empty(&self) -> bool {
         self.bases.is_empty()
     }
 
+    /// The base URL of the Marathon at `index` (modulo the list's length).
     pub fn base(&self, index: usize) -> &Url {
         &self.bases[index % self.bases.len()]
     }
@@ -97,6 +100,7 @@ impl Marathons {
         self.current.load(Ordering::Relaxed)
     }
 
+    /// Records which Marathon the event stream follows; reads start there.
     pub fn set_current(&self, index: usize) {
         self.current.store(index % self.bases.len(), Ordering::Relaxed);
     }
@@ -197,6 +201,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Starts at `min`.
     pub fn new(min: Duration, max: Duration) -> Backoff {
         Backoff { min, max, next: min }
     }
@@ -208,6 +213,7 @@ impl Backoff {
         delay
     }
 
+    /// Back to `min`, after a success.
     pub fn reset(&mut self) {
         self.next = self.min;
     }

@@ -72,6 +72,7 @@ impl VirtualHost {
         VirtualHost::parse(&name.join("."))
     }
 
+    /// The name, lowercase.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -64,6 +64,7 @@ pub struct RouteSync {
 }
 
 impl RouteSync {
+    /// A route sync that has installed nothing yet: its first sync installs and reloads.
     pub fn new(config: RouteSyncConfig, marathons: Arc<Marathons>, nginx: Nginx, signals: Arc<Signals>) -> RouteSync {
         RouteSync {
             config,
