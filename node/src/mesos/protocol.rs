@@ -83,6 +83,9 @@ pub struct StatusUpdate {
 pub struct LaunchTask {
     pub framework_id: v1::FrameworkId,
     pub task: v1::TaskInfo,
+    /// The framework declared `TASK_KILLING_STATE`: a kill is reported as TASK_KILLING first.
+    #[serde(default)]
+    pub task_killing_state: bool,
 }
 
 /// Kill a task (its whole process group).

@@ -284,6 +284,12 @@ impl FrameworkInfo {
         self.capabilities.iter().any(|c| c.kind == "PARTITION_AWARE")
     }
 
+    /// Whether the framework declared the `TASK_KILLING_STATE` capability (it then gets
+    /// TASK_KILLING before TASK_KILLED).
+    pub fn task_killing_state(&self) -> bool {
+        self.capabilities.iter().any(|c| c.kind == "TASK_KILLING_STATE")
+    }
+
     /// The role its offers are allocated to: the first of `roles`, else `role`, else `*`.
     pub fn allocation_role(&self) -> String {
         self.roles

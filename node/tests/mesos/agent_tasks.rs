@@ -99,7 +99,11 @@ async fn mesos_agent_fetches_over_http_and_reports_fetch_failures() {
 async fn mesos_agent_kills_the_whole_process_group_on_kill_and_on_shutdown() {
     let mut cluster = MesosCluster::start(1, &["cpus:1;mem:256"]).await;
     let master = cluster.leader_url().await.unwrap();
-    let mut framework = TestFramework::subscribe(&master, framework_info("groups")).await;
+    let mut info = framework_info("groups");
+    info.capabilities = vec![v1::Capability {
+        kind: "TASK_KILLING_STATE".into(),
+    }];
+    let mut framework = TestFramework::subscribe(&master, info).await;
     let offer = framework.offers().await.remove(0);
     // Each task leaves a background child that ignores SIGTERM, so only a group SIGKILL ends it.
     let command = "(trap '' TERM; exec sleep 61) & echo $! > child; sleep 60";
@@ -128,6 +132,17 @@ async fn mesos_agent_kills_the_whole_process_group_on_kill_and_on_shutdown() {
 
     framework.kill("killed").await;
     framework.await_state("killed", TaskState::Killed).await;
+    let states: Vec<TaskState> = framework
+        .statuses
+        .iter()
+        .filter(|s| s.task_id.value == "killed")
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        states,
+        [TaskState::Starting, TaskState::Running, TaskState::Killing, TaskState::Killed],
+        "a framework with TASK_KILLING_STATE sees TASK_KILLING first"
+    );
     eventually(Duration::from_secs(5), "the killed task's child to die", || async move {
         (!alive(killed_child)).then_some(())
     })

@@ -96,7 +96,7 @@ async fn launch(State(agent): Shared, body: Bytes) -> Response {
         Ok(request) => request,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("malformed launch: {e}")).into_response(),
     };
-    match task::launch(&agent, request.framework_id, request.task) {
+    match task::launch(&agent, request.framework_id, request.task, request.task_killing_state) {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(e @ task::LaunchError::Duplicate(_)) => (StatusCode::CONFLICT, e.to_string()).into_response(),
         Err(e) => (

@@ -37,7 +37,7 @@ pub fn signal_group(pid: u32, signal: i32) {
 
 /// Accepts a task: creates its sandbox, records it, and starts running it in the background.
 /// Fails when a task with this id is already there or the sandbox cannot be created.
-pub fn launch(agent: &Arc<Agent>, framework_id: v1::FrameworkId, info: v1::TaskInfo) -> Result<(), LaunchError> {
+pub fn launch(agent: &Arc<Agent>, framework_id: v1::FrameworkId, info: v1::TaskInfo, killing_state: bool) -> Result<(), LaunchError> {
     let (kill_tx, kill_rx) = oneshot::channel();
     let sandbox = {
         let mut guard = agent.lock();
@@ -77,7 +77,7 @@ pub fn launch(agent: &Arc<Agent>, framework_id: v1::FrameworkId, info: v1::TaskI
         );
         sandbox
     };
-    tokio::spawn(run(agent.clone(), framework_id, info, sandbox, kill_rx));
+    tokio::spawn(run(agent.clone(), framework_id, info, sandbox, kill_rx, killing_state));
     Ok(())
 }
 
@@ -128,7 +128,14 @@ fn signal_name(signal: i32) -> String {
     }
 }
 
-async fn run(agent: Arc<Agent>, framework_id: v1::FrameworkId, info: v1::TaskInfo, sandbox: PathBuf, mut kill: oneshot::Receiver<()>) {
+async fn run(
+    agent: Arc<Agent>,
+    framework_id: v1::FrameworkId,
+    info: v1::TaskInfo,
+    sandbox: PathBuf,
+    mut kill: oneshot::Receiver<()>,
+    killing_state: bool,
+) {
     let task_id = info.task_id.value.clone();
     agent.report(&task_id, TaskState::Starting, None, None);
     let command = info.command.clone().unwrap_or_default();
@@ -222,6 +229,9 @@ async fn run(agent: Arc<Agent>, framework_id: v1::FrameworkId, info: v1::TaskInf
         }
         // Cancel-safe: a oneshot receiver polled by reference.
         _ = &mut kill => {
+            if killing_state {
+                agent.report(&task_id, TaskState::Killing, None, None);
+            }
             signal_group(pid, libc::SIGTERM);
             let ended = tokio::time::timeout(grace, child.wait()).await;
             signal_group(pid, libc::SIGKILL);

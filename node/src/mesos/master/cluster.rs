@@ -55,6 +55,7 @@ pub enum Effect {
         agent_id: String,
         framework_id: v1::FrameworkId,
         task: Box<TaskInfo>,
+        task_killing_state: bool,
     },
     /// Tell an agent that the framework acknowledged an update.
     Acknowledge { agent: AgentAddress, ack: AcknowledgeUpdate },
@@ -494,6 +495,7 @@ impl Cluster {
     /// the offers are not valid). Unused resources return, filtered for `refuse_seconds`.
     pub fn accept(&mut self, framework_id: &str, accept: &Accept) {
         let partition_aware = self.frameworks.get(framework_id).is_some_and(|f| f.info.partition_aware());
+        let task_killing_state = self.frameworks.get(framework_id).is_some_and(|f| f.info.task_killing_state());
         // Take every offer named; any that is unknown or not this framework's invalidates all.
         let mut taken = Vec::new();
         let mut invalid = None;
@@ -581,6 +583,7 @@ impl Cluster {
                 agent_id: agent_id.clone(),
                 framework_id: Id::new(framework_id),
                 task: Box::new(task),
+                task_killing_state,
             });
         }
         let refuse = accept.filters.and_then(|f| f.refuse_seconds).unwrap_or(DEFAULT_REFUSE_SECONDS);

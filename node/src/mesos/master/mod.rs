@@ -207,6 +207,7 @@ async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut
                 agent_id,
                 framework_id,
                 task,
+                task_killing_state,
             } => {
                 let client = client.clone();
                 let master = master.clone();
@@ -216,6 +217,7 @@ async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut
                     let request = LaunchTask {
                         framework_id: framework_id.clone(),
                         task: *task,
+                        task_killing_state,
                     };
                     let sent = client.post(&url).json(&request).send().await;
                     let failure = match sent {
