@@ -62,31 +62,39 @@ pub struct NginxServer {
 impl NginxServer {
     /// Starts nginx with an empty routes file and waits until `/status` answers.
     pub async fn start() -> NginxServer {
+        let mut server = NginxServer::prepare();
+        server.launch().await;
+        server
+    }
+
+    /// Writes the main config and an empty routes file without starting nginx.
+    pub fn prepare() -> NginxServer {
         let dir = tempfile::tempdir().expect("creating nginx's prefix directory");
         let port = free_port();
         std::fs::write(dir.path().join("nginx.conf"), main_conf(dir.path(), port)).unwrap();
         std::fs::write(dir.path().join("routes.conf"), "").unwrap();
+        NginxServer { dir, port, child: None }
+    }
+
+    /// Starts nginx and waits until `/status` answers.
+    pub async fn launch(&mut self) {
         let child = Command::new(nginx_bin())
             .arg("-p")
-            .arg(dir.path())
+            .arg(self.dir.path())
             .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
+            .arg(self.main_conf())
             .arg("-e")
-            .arg(dir.path().join("error.log"))
+            .arg(self.dir.path().join("error.log"))
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
             .spawn()
             .expect("starting nginx");
-        let server = NginxServer {
-            dir,
-            port,
-            child: Some(child),
-        };
+        self.child = Some(child);
+        let port = self.port;
         eventually(Duration::from_secs(10), "nginx to answer /status", || async {
             matches!(get(port, "status.check").await, Some((404, _)) | Some((200, _))).then_some(())
         })
         .await;
-        server
     }
 
     pub fn main_conf(&self) -> PathBuf {

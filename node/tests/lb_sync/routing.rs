@@ -405,3 +405,25 @@ fn lb_sync_refuses_invalid_flags() {
         );
     }
 }
+
+#[tokio::test]
+async fn lb_sync_started_before_nginx_catches_up_once_nginx_runs() {
+    let mut nginx = NginxServer::prepare();
+    let cluster = Cluster::default();
+    let servers = tasks(&["n1", "n2"]).await;
+    cluster.set_app("/app", &[], &specs(&servers[..1]));
+    let marathon = MarathonDouble::start(0, cluster.clone()).await;
+    let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
+    // The routes are installed even though nothing can be reloaded yet.
+    crate::support::eventually(CONVERGE, "routes installed before nginx runs", || async {
+        nginx.routes_text().contains(&format!("app.{DOMAIN}")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    nginx.launch().await;
+    let host = format!("app.{DOMAIN}");
+    wait_served_by(nginx.port, &host, &["n1"], CONVERGE).await;
+    cluster.set_app("/app", &[], &specs(&servers));
+    marathon.publish_status_update("/app", "TASK_RUNNING");
+    wait_served_by(nginx.port, &host, &["n1", "n2"], CONVERGE).await;
+}
