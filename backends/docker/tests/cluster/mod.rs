@@ -7,7 +7,7 @@ use paas_core::backend::{Backend, NodeOp};
 use paas_core::engine::Action;
 use paas_core::resource::ResourceKind;
 
-use crate::support::{TestCluster, eventually, four_letter, http_get};
+use crate::support::{TestCluster, eventually, four_letter, http_get, within};
 
 /// One master, one slave, two lbs, no adminlb: every kind of container, kept small.
 const SMALL: &str = "azs = 2\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 2\nadminlb = 0\n";
@@ -89,11 +89,18 @@ async fn removing_an_lb_updates_the_elb_in_place() {
     assert!(again.is_empty(), "{}", again.summary());
     // And HAProxy, reloaded, still serves through the remaining lb.
     let elb = format!("127.0.0.1:{}", cluster.spec.sim.http_port);
-    eventually(Duration::from_secs(30), "the elb to answer /status through lb-1", || {
+    let served = within(Duration::from_secs(30), || {
         let elb = elb.clone();
         async move { http_get(&elb, "status", "/status").await.filter(|(s, _)| *s == 200) }
     })
     .await;
+    if served.is_none() {
+        panic!(
+            "the elb does not answer /status through lb-1 after the reload\nelb:\n{}\nlb-1:\n{}",
+            cluster.logs("elb").await,
+            cluster.logs("lb-1").await
+        );
+    }
     cluster.destroy().await;
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
 }
@@ -118,7 +125,12 @@ async fn node_operations_kill_pause_and_start_a_node() {
     assert_eq!(state("node/lb-1").await.0, "paused");
     cluster.backend.node_op(cluster.name(), &lb, NodeOp::Unpause).await.unwrap();
     cluster.backend.node_op(cluster.name(), &lb, NodeOp::Kill).await.unwrap();
-    assert_eq!(state("node/lb-1").await.0, "exited");
+    // Docker answers a kill once the signal is sent; the container is gone a moment later.
+    eventually(Duration::from_secs(10), "lb-1 to have exited after the kill", || {
+        let state = state("node/lb-1");
+        async move { Some(state.await.0).filter(|s| s == "exited") }
+    })
+    .await;
     // A killed node is still the same resource: planning does not recreate it.
     let plan = cluster.engine().plan(&cluster.graph()).await.unwrap();
     assert!(plan.is_empty(), "{}", plan.summary());
@@ -197,4 +209,45 @@ async fn status_lists_every_node_and_logs_are_read_per_program() {
         Err(paas_docker::sim::SimError::NoSuchNode { .. })
     ));
     cluster.destroy().await;
+}
+
+#[tokio::test]
+async fn scaling_adds_and_removes_only_the_changed_nodes_and_down_leaves_other_clusters_alone() {
+    let mut cluster = TestCluster::new("scale", SMALL).await;
+    let other = TestCluster::new("other", "azs = 1\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 1\nadminlb = 0\n").await;
+    cluster.apply().await;
+    other.apply().await;
+    let ids = |observed: &[paas_core::Observed]| -> std::collections::BTreeMap<String, String> {
+        observed.iter().map(|o| (o.id.to_string(), o.provider_id.clone())).collect()
+    };
+    let before = ids(&cluster.backend.list(cluster.name()).await.unwrap());
+
+    // 1 → 3 agents: two containers more, every other one untouched, all registered.
+    cluster.respec(|spec| spec.nodes.slaves = 3);
+    let plan = cluster.apply().await;
+    assert_eq!((plan.count(Action::Create), plan.steps.len()), (2, 2), "{}", plan.summary());
+    let grown = ids(&cluster.backend.list(cluster.name()).await.unwrap());
+    for (id, container) in &before {
+        assert_eq!(grown.get(id), Some(container), "{id} was disturbed");
+    }
+    let port = cluster.spec.sim.http_port;
+    let topology = cluster.topology.clone();
+    eventually(Duration::from_secs(60), "3 agents registered", || {
+        let topology = topology.clone();
+        async move { Some(paas_docker::health::probe(&topology, port).await).filter(|h| h.agents_registered == 3) }
+    })
+    .await;
+
+    // 3 → 1: the two added agents go, nothing else.
+    cluster.respec(|spec| spec.nodes.slaves = 1);
+    let plan = cluster.apply().await;
+    assert_eq!((plan.count(Action::Delete), plan.steps.len()), (2, 2), "{}", plan.summary());
+    assert_eq!(ids(&cluster.backend.list(cluster.name()).await.unwrap()), before);
+
+    // Tearing one cluster down leaves the other one whole.
+    let other_before = ids(&other.backend.list(other.name()).await.unwrap());
+    cluster.destroy().await;
+    assert_eq!(cluster.leftovers().await, Vec::<String>::new());
+    assert_eq!(ids(&other.backend.list(other.name()).await.unwrap()), other_before);
+    other.destroy().await;
 }

@@ -52,7 +52,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl TestCluster {
     /// A cluster from `extra` spec lines, named after the test and the process, on its own
-    /// /24 and its own free 127.0.0.1 ports.
+    /// /20 and its own free 127.0.0.1 ports.
     pub async fn new(test: &str, extra: &str) -> TestCluster {
         let docker = paas_docker::connect_docker()
             .await
@@ -60,11 +60,13 @@ impl TestCluster {
         let image = node_image(&docker).await;
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         // A /20 per cluster (placement carves 16 subnets from it), distinct per process.
-        let id = (std::process::id() + n) % 800;
-        let name = format!("t{}-{test}", std::process::id() % 100_000 + n);
+        // Up to 4 clusters per test process; nextest runs each test in a process of its own.
+        assert!(n < 4, "at most 4 clusters per test");
+        let id = (std::process::id() * 4 + n) % 2400;
+        let name = format!("t{}-{test}", (std::process::id() * 4 + n) % 1_000_000);
         let toml = format!(
             "name = \"{name}\"\nvpc_cidr = \"10.{}.{}.0/20\"\n{extra}\n[sim]\nhttp_port = {}\nadmin_port = {}\n",
-            200 + id / 16,
+            100 + id / 16,
             (id % 16) * 16,
             free_port(),
             free_port()
@@ -121,6 +123,14 @@ impl TestCluster {
             .destroy(self.name(), Target::Sim, "test destroy", &|_| {})
             .await
             .unwrap_or_else(|e| panic!("destroying {}: {e:#?}", self.name()));
+    }
+
+    /// A node's whole container output, for failure messages.
+    pub async fn logs(&self, node: &str) -> String {
+        match paas_docker::sim::Sim::connect(self.spec.clone(), self.state.path(), None).await {
+            Ok(sim) => sim.logs(node, None).await.unwrap_or_else(|e| format!("(no logs: {e})")),
+            Err(e) => format!("(no logs: {e})"),
+        }
     }
 
     /// Names of the Docker containers and networks labelled with this cluster.
@@ -204,8 +214,27 @@ async fn remove_by_label(docker: &bollard::Docker, cluster: &str) {
     }
 }
 
+/// Polls `check` every 200 ms until it returns `Some`, for at most `timeout`; `None` when
+/// time runs out.
+pub async fn within<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Polls `check` every 200 ms until it returns `Some`, for at most `timeout`; panics with
-/// `what` (and the last value seen by `describe`) when time runs out.
+/// `what` when time runs out.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
