@@ -216,8 +216,35 @@ pub async fn ensure(docker: &Docker, inputs: &ImageInputs, progress: &(dyn Fn(Im
             tag: tags.node.clone(),
             seconds: started.elapsed().as_secs_f64(),
         });
+        remove_older_node_images(docker, &tags.node).await;
     }
     Ok(tags)
+}
+
+/// Best effort: node images of earlier binaries pile up (one per rebuild of `paas-node`);
+/// those more than an hour old that no container uses are removed (Docker refuses the ones
+/// in use; the hour spares an image another process has just chosen but not yet started).
+async fn remove_older_node_images(docker: &Docker, current: &str) {
+    let filters = [("reference".to_string(), vec![format!("{NODE_REPO}:*")])].into();
+    let Ok(images) = docker
+        .list_images(Some(bollard::query_parameters::ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let old = images.into_iter().filter(|i| i.created < now - 3600);
+    for tag in old.flat_map(|i| i.repo_tags).filter(|t| t != current) {
+        let _ = docker
+            .remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
+            .await;
+    }
 }
 
 fn find_tool(tool: &str) -> bool {
