@@ -70,6 +70,9 @@ pub struct ScaleArgs {
     /// Seconds to wait for the cluster to be healthy again.
     #[arg(long, default_value_t = 180)]
     pub timeout: u64,
+    /// Scale masters even though it replaces every master (a new ZooKeeper ensemble).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `paas sim logs`.
@@ -333,6 +336,16 @@ async fn run_scale(global: &GlobalArgs, ctx: Context, args: ScaleArgs) -> anyhow
     let image = default_image(&ctx, global.quiet).await?;
     let sim = Sim::connect(spec, &ctx.state_dir, image).await?;
     let plan = sim.engine().plan(&sim.graph()).await?;
+    if args.role == ScaleRole::Masters && plan.count(paas_core::Action::Replace) > 0 && !args.force {
+        // Every master's zoo.cfg names the whole ensemble, so each master is rebuilt, and
+        // ZooKeeper's data (Marathon's apps) lives on the masters.
+        eprint!("{}", crate::output::render_plan(&plan, crate::output::colour()));
+        return Err(BadInput(format!(
+            "scaling masters replaces every master ({}): the ZooKeeper ensemble starts afresh and Marathon forgets its apps; re-run with --force to do it",
+            plan.summary()
+        ))
+        .into());
+    }
     if args.role == ScaleRole::Slaves {
         drain_removed_agents(&ctx, &sim, &plan, Duration::from_secs(args.timeout), global.quiet).await?;
     }
