@@ -14,7 +14,7 @@ const SMALL: &str = "azs = 2\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 2\nadminlb
 
 #[tokio::test]
 async fn a_cluster_comes_up_serves_through_the_elb_and_goes_away() {
-    let cluster = TestCluster::new("up", SMALL).await;
+    let cluster = TestCluster::new("up", &SMALL.replace("adminlb = 0", "adminlb = 1")).await;
     let plan = cluster.apply().await;
     assert_eq!(plan.count(Action::Create), cluster.graph().len(), "{}", plan.summary());
 
@@ -57,6 +57,16 @@ async fn a_cluster_comes_up_serves_through_the_elb_and_goes_away() {
         }
     })
     .await;
+
+    // The Mesos UI through the admin entry on 127.0.0.1, which admits this host.
+    let admin = format!("127.0.0.1:{}", cluster.spec.sim.admin_port);
+    let host = format!("mesos.admin.{}", cluster.spec.domain);
+    let (_, state) = eventually(Duration::from_secs(30), "the Mesos UI through the adminlb", || {
+        let (admin, host) = (admin.clone(), host.clone());
+        async move { http_get(&admin, &host, "/master/state").await.filter(|(s, _)| *s == 200) }
+    })
+    .await;
+    assert!(state.contains("\"activated_slaves\""), "{state}");
 
     cluster.destroy().await;
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
