@@ -8,6 +8,7 @@
 pub mod elb;
 pub mod mesos;
 pub mod nginx;
+pub mod userdata;
 pub mod zookeeper;
 
 use serde::{Deserialize, Serialize};
