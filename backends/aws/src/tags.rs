@@ -1,0 +1,133 @@
+//! The marks every created resource carries, so `list` finds the cluster with no state file.
+
+use std::collections::BTreeMap;
+
+use paas_core::Observed;
+use paas_core::resource::{Fingerprint, Resource, ResourceId};
+
+pub const CLUSTER: &str = "paas:cluster";
+pub const ROLE: &str = "paas:role";
+pub const AZ: &str = "paas:az";
+pub const RESOURCE: &str = "paas:resource";
+pub const FINGERPRINT_REPLACE: &str = "paas:fingerprint-replace";
+pub const FINGERPRINT_UPDATE: &str = "paas:fingerprint-update";
+pub const NAME: &str = "Name";
+
+/// The update fingerprint of a resource whose creation takes several calls and has not
+/// finished: the next plan then updates it, which redoes the remaining calls.
+pub const PENDING: &str = "pending";
+
+/// The tags of one resource, as key/value pairs.
+#[derive(Debug, Clone)]
+pub struct Marks(pub Vec<(String, String)>);
+
+impl Marks {
+    /// The marks of `resource` of `cluster`. `role` is the node role or the resource kind;
+    /// `complete` false writes [`PENDING`] as the update fingerprint.
+    pub fn new(cluster: &str, resource: &Resource, role: &str, az: Option<&str>, complete: bool) -> Marks {
+        let fingerprint = resource.fingerprint();
+        let mut tags = vec![
+            (CLUSTER.to_string(), cluster.to_string()),
+            (RESOURCE.to_string(), resource.id.to_string()),
+            (ROLE.to_string(), role.to_string()),
+            (FINGERPRINT_REPLACE.to_string(), fingerprint.replace),
+            (
+                FINGERPRINT_UPDATE.to_string(),
+                if complete { fingerprint.update } else { PENDING.to_string() },
+            ),
+            (NAME.to_string(), format!("{cluster}-{}", resource.id.name())),
+        ];
+        if let Some(az) = az {
+            tags.push((AZ.to_string(), az.to_string()));
+        }
+        Marks(tags)
+    }
+
+    /// Only the fingerprint tags: what finishing or updating a resource rewrites.
+    pub fn fingerprint(resource: &Resource) -> Marks {
+        let fingerprint = resource.fingerprint();
+        Marks(vec![
+            (FINGERPRINT_REPLACE.to_string(), fingerprint.replace),
+            (FINGERPRINT_UPDATE.to_string(), fingerprint.update),
+        ])
+    }
+
+    pub fn ec2(&self) -> Vec<aws_sdk_ec2::types::Tag> {
+        self.0
+            .iter()
+            .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+
+    /// A tag specification for a create call of `resource_type`.
+    pub fn ec2_spec(&self, resource_type: aws_sdk_ec2::types::ResourceType) -> aws_sdk_ec2::types::TagSpecification {
+        aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(resource_type)
+            .set_tags(Some(self.ec2()))
+            .build()
+    }
+
+    pub fn elb(&self) -> Vec<aws_sdk_elasticloadbalancing::types::Tag> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_elasticloadbalancing::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key is set")
+            })
+            .collect()
+    }
+
+    pub fn route53(&self) -> Vec<aws_sdk_route53::types::Tag> {
+        self.0
+            .iter()
+            .map(|(k, v)| aws_sdk_route53::types::Tag::builder().key(k).value(v).build())
+            .collect()
+    }
+}
+
+/// The filter selecting a cluster's EC2 resources.
+pub fn cluster_filter(cluster: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{CLUSTER}"))
+        .values(cluster)
+        .build()
+}
+
+/// The filter selecting one resource of a cluster.
+pub fn resource_filter(id: &ResourceId) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{RESOURCE}"))
+        .values(id.as_str())
+        .build()
+}
+
+/// Reads the marks back: `None` when the tags are not of `cluster` or name no resource.
+pub fn observed<'a>(
+    cluster: &str,
+    tags: impl IntoIterator<Item = (&'a str, &'a str)>,
+    provider_id: &str,
+    attrs: BTreeMap<String, String>,
+) -> Option<Observed> {
+    let tags: BTreeMap<&str, &str> = tags.into_iter().collect();
+    if tags.get(CLUSTER) != Some(&cluster) {
+        return None;
+    }
+    let id = ResourceId::parse(tags.get(RESOURCE)?)?;
+    Some(Observed {
+        id,
+        provider_id: provider_id.to_string(),
+        fingerprint: Fingerprint {
+            replace: tags.get(FINGERPRINT_REPLACE).copied().unwrap_or_default().to_string(),
+            update: tags.get(FINGERPRINT_UPDATE).copied().unwrap_or_default().to_string(),
+        },
+        attrs,
+    })
+}
+
+/// The key/value pairs of EC2 tags.
+pub fn ec2_pairs(tags: &[aws_sdk_ec2::types::Tag]) -> impl Iterator<Item = (&str, &str)> {
+    tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
+}
