@@ -110,6 +110,7 @@ impl DockerBackend {
             let (Some(id), Some(container_labels)) = (c.id.as_deref(), c.labels.as_ref()) else {
                 continue;
             };
+            let never_started = c.state == Some(bollard::models::ContainerSummaryStateEnum::CREATED);
             let mut attrs = BTreeMap::new();
             if let Some(state) = &c.state {
                 attrs.insert("state".to_string(), state.to_string());
@@ -120,6 +121,11 @@ impl DockerBackend {
             let Some(mut observed) = labels::observed(cluster, id, container_labels, attrs) else {
                 continue;
             };
+            if never_started {
+                // An apply was interrupted between create and start: report it as unlike
+                // anything desired, so the next apply replaces it and destroy removes it.
+                observed.fingerprint.replace = "never-started".into();
+            }
             if observed.kind() == ResourceKind::LoadBalancer {
                 // Labels are fixed at creation; the last in-place update is recorded inside.
                 if let Some(update) = self.read_file(id, UPDATE_FINGERPRINT_PATH).await {
@@ -173,25 +179,33 @@ impl DockerBackend {
             .map_err(|e| map_err("upload node configuration", id, e))
     }
 
-    async fn create_container(&self, id: &str, plan: ContainerPlan, publish: &[u16]) -> Result<String, BackendError> {
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(plan.name.clone()),
-                    ..Default::default()
-                }),
-                plan.body,
-            )
-            .await
-            .map_err(|e| match e {
-                bollard::errors::Error::DockerResponseServerError { status_code: 409, message } => BackendError::failed(
-                    "create",
-                    id,
-                    format!("a container named {} already exists but is not this cluster's resource {id} (remove it, or rename the cluster): {message}", plan.name),
-                ),
-                e => map_err("create container", id, e),
-            })?;
+    async fn create_container(&self, cluster: &str, id: &str, plan: ContainerPlan, publish: &[u16]) -> Result<String, BackendError> {
+        let options = Some(CreateContainerOptions {
+            name: Some(plan.name.clone()),
+            ..Default::default()
+        });
+        let created = match self.docker.create_container(options.clone(), plan.body.clone()).await {
+            Ok(created) => created,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, message }) => {
+                // A never-started container of this very resource (an interrupted apply):
+                // replace it.
+                if !self.remove_unstarted(&plan.name, cluster, id).await {
+                    return Err(BackendError::failed(
+                        "create",
+                        id,
+                        format!(
+                            "a container named {} already exists but is not this cluster's resource {id} (remove it, or rename the cluster): {message}",
+                            plan.name
+                        ),
+                    ));
+                }
+                self.docker
+                    .create_container(options, plan.body)
+                    .await
+                    .map_err(|e| map_err("create container", id, e))?
+            }
+            Err(e) => return Err(map_err("create container", id, e)),
+        };
         let started = async {
             self.upload_config(&created.id, id, &plan.config, &[]).await?;
             self.docker
@@ -213,6 +227,23 @@ impl DockerBackend {
             return Err(e);
         }
         Ok(created.id)
+    }
+
+    /// Removes the container `name` if it is resource `id` of this backend's making and was
+    /// never started; whether it did.
+    async fn remove_unstarted(&self, name: &str, cluster: &str, id: &str) -> bool {
+        let Ok(existing) = self
+            .docker
+            .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+        else {
+            return false;
+        };
+        let labels = existing.config.and_then(|c| c.labels).unwrap_or_default();
+        let ours = labels.get(labels::CLUSTER).map(String::as_str) == Some(cluster)
+            && labels.get(labels::RESOURCE).map(String::as_str) == Some(id);
+        let unstarted = existing.state.and_then(|s| s.status) == Some(bollard::models::ContainerStateStatusEnum::CREATED);
+        ours && unstarted && self.remove_container(name).await.is_ok()
     }
 
     async fn remove_container(&self, container: &str) -> Result<(), bollard::errors::Error> {
@@ -401,7 +432,7 @@ impl Backend for DockerBackend {
                 let image = self.image_for(image.as_deref(), &id)?;
                 let plan = container::for_node(cluster, resource, node, &image);
                 let ports: Vec<u16> = publish.iter().map(|(h, _)| *h).collect();
-                let provider_id = self.create_container(&id, plan, &ports).await?;
+                let provider_id = self.create_container(cluster, &id, plan, &ports).await?;
                 self.observed_container(cluster, &provider_id, &id).await
             }
             ResourceSpec::LoadBalancer(lb) => {
@@ -417,7 +448,7 @@ impl Backend for DockerBackend {
                 let image = self.image_for(lb.image.as_deref(), &id)?;
                 let plan = container::for_elb(cluster, resource, lb, cidr, &image);
                 let ports: Vec<u16> = lb.publish.into_iter().collect();
-                let provider_id = self.create_container(&id, plan, &ports).await?;
+                let provider_id = self.create_container(cluster, &id, plan, &ports).await?;
                 self.observed_container(cluster, &provider_id, &id).await
             }
             other => Err(BackendError::failed(

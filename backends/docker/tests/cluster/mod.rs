@@ -7,7 +7,7 @@ use paas_core::backend::{Backend, NodeOp};
 use paas_core::engine::Action;
 use paas_core::resource::ResourceKind;
 
-use crate::support::{TestCluster, eventually, four_letter, http_get, within};
+use crate::support::{TestCluster, eventually, four_letter, http_get, node_image, within};
 
 /// One master, one slave, two lbs, no adminlb: every kind of container, kept small.
 const SMALL: &str = "azs = 2\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 2\nadminlb = 0\n";
@@ -260,4 +260,50 @@ async fn scaling_adds_and_removes_only_the_changed_nodes_and_down_leaves_other_c
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
     assert_eq!(ids(&other.backend.list(other.name()).await.unwrap()), other_before);
     other.destroy().await;
+}
+
+#[tokio::test]
+async fn a_container_left_unstarted_by_an_interrupted_apply_is_replaced_and_removed() {
+    let cluster = TestCluster::new("resume", "azs = 1\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 1\nadminlb = 0\n").await;
+    cluster.apply().await;
+    // What an apply killed between creating and starting slave-1 leaves behind.
+    let docker = cluster.backend.docker();
+    let name = paas_docker::container::container_name(cluster.name(), "slave-1");
+    docker
+        .remove_container(
+            &name,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap();
+    let graph = cluster.graph();
+    let resource = graph.resources().iter().find(|r| r.id.as_str() == "node/slave-1").unwrap();
+    let paas_core::resource::ResourceSpec::Node(node) = &resource.spec else {
+        unreachable!()
+    };
+    let image = node_image(docker).await;
+    let plan = paas_docker::container::for_node(cluster.name(), resource, node, &image);
+    docker
+        .create_container(
+            Some(bollard::query_parameters::CreateContainerOptions {
+                name: Some(plan.name.clone()),
+                ..Default::default()
+            }),
+            plan.body,
+        )
+        .await
+        .unwrap();
+
+    let plan = cluster.engine().plan(&graph).await.unwrap();
+    assert_eq!((plan.count(Action::Replace), plan.steps.len()), (1, 1), "{}", plan.summary());
+    cluster.apply().await;
+    let observed = cluster.backend.list(cluster.name()).await.unwrap();
+    let slave = observed.iter().find(|o| o.id.as_str() == "node/slave-1").unwrap();
+    assert_eq!(slave.attrs.get("state").map(String::as_str), Some("running"));
+    assert!(cluster.engine().plan(&graph).await.unwrap().is_empty());
+    cluster.destroy().await;
+    assert_eq!(cluster.leftovers().await, Vec::<String>::new());
 }
