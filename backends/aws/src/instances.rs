@@ -250,13 +250,11 @@ impl AwsBackend {
                 .await
                 .map(|_| ())
                 .map_err(|e| aws("start instance", &node.id, e)),
-            NodeOp::Pause | NodeOp::Unpause => {
-                return Err(BackendError::failed(
-                    "node operation",
-                    &node.id,
-                    "EC2 instances cannot be paused; stop or kill them instead",
-                ));
-            }
+            NodeOp::Pause | NodeOp::Unpause => Err(BackendError::failed(
+                "node operation",
+                &node.id,
+                "EC2 instances cannot be paused; stop or kill them instead",
+            )),
         }
     }
 }

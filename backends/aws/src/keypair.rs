@@ -112,11 +112,12 @@ impl AwsBackend {
 
     /// Deletes the imported key; the local private key stays, so a re-created cluster reuses it.
     pub(crate) async fn delete_key_pair(&self, current: &Observed) -> Result<(), BackendError> {
+        // By name: every EC2 implementation accepts it, not all accept the key pair id.
         let mut call = self.clients.ec2.delete_key_pair();
-        call = if current.provider_id.starts_with("key-") {
-            call.key_pair_id(&current.provider_id)
-        } else {
-            call.key_name(&current.provider_id)
+        call = match current.attrs.get("name") {
+            Some(name) => call.key_name(name),
+            None if current.provider_id.starts_with("key-") => call.key_pair_id(&current.provider_id),
+            None => call.key_name(&current.provider_id),
         };
         call.send().await.map(|_| ()).map_err(|e| aws("delete key pair", &current.id, e))
     }

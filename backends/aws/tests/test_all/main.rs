@@ -1,0 +1,4 @@
+//! Integration tests of the AWS backend against a local moto server (never real AWS).
+
+mod cluster;
+mod moto;
