@@ -294,6 +294,14 @@ async fn run_status(ctx: Context) -> anyhow::Result<()> {
                 .map(|(n, ok)| format!("{n}={}", if *ok { "ok" } else { "down" }))
                 .collect();
             println!("  lbs: {}; elb: {}", lbs.join(", "), if h.elb { "ok" } else { "down" });
+            for lb in &status.lb_routes {
+                let routes: Vec<String> = lb.routes.iter().map(|(name, n)| format!("{name} ({n})")).collect();
+                println!(
+                    "  {} routes: {}",
+                    lb.lb,
+                    if routes.is_empty() { "none".to_string() } else { routes.join(", ") }
+                );
+            }
             for app in apps.as_ref().and_then(|a| a.as_array()).into_iter().flatten() {
                 println!(
                     "  app {}: {} running, {} healthy, {} desired",

@@ -84,12 +84,21 @@ pub struct NodeStatus {
     pub state: String,
 }
 
+/// The routes one lb serves, as lb-sync last wrote them.
+#[derive(Debug, Clone, Serialize)]
+pub struct LbRoutes {
+    pub lb: String,
+    /// `server_name`s with their number of backends, e.g. (`www.paas.localhost`, 3).
+    pub routes: Vec<(String, usize)>,
+}
+
 /// What `status` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub cluster: String,
     pub nodes: Vec<NodeStatus>,
     pub health: Health,
+    pub lb_routes: Vec<LbRoutes>,
     pub endpoints: Endpoints,
 }
 
@@ -195,9 +204,21 @@ impl Sim {
             })
             .collect();
         nodes.sort_by(|a, b| (&a.az, &a.role, &a.name).cmp(&(&b.az, &b.role, &b.name)));
+        let mut lb_routes = Vec::new();
+        for lb in self.topology.nodes_of(paas_core::Role::Lb) {
+            let text = self
+                .read_node_file(&lb.name, paas_core::render::paths::NGINX_ROUTES)
+                .await
+                .unwrap_or_default();
+            lb_routes.push(LbRoutes {
+                lb: lb.name.clone(),
+                routes: parse_routes(&text),
+            });
+        }
         Ok(Status {
             cluster: self.spec.name.clone(),
             nodes,
+            lb_routes,
             health: health::probe(&self.topology, self.spec.sim.http_port).await,
             endpoints: Endpoints::of(&self.spec),
         })
@@ -212,6 +233,24 @@ impl Sim {
                 cluster: self.spec.name.clone(),
                 source,
             })
+    }
+
+    /// A small file of a node (running or not), or `None`.
+    async fn read_node_file(&self, node: &str, path: &str) -> Option<String> {
+        let container = crate::container::container_name(&self.spec.name, node);
+        let mut stream = self
+            .backend
+            .docker()
+            .download_from_container(&container, Some(DownloadFromContainerOptions { path: path.into() }));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            archive.extend_from_slice(&chunk.ok()?);
+        }
+        let mut reader = tar::Archive::new(archive.as_slice());
+        let mut entry = reader.entries().ok()?.next()?.ok()?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
+        Some(text)
     }
 
     /// A node's log: one program's file (`zookeeper`, `mesos` (master or agent), `marathon`,
@@ -285,10 +324,57 @@ impl Sim {
     }
 }
 
+/// The routed names of an nginx routes file and how many backends each has: a `server`
+/// block's `server_name`, counting the `server` lines of the `upstream` it proxies to.
+fn parse_routes(text: &str) -> Vec<(String, usize)> {
+    let mut backends: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut upstream: Option<String> = None;
+    let mut routes = Vec::new();
+    let mut names: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("upstream ").and_then(|l| l.strip_suffix(" {")) {
+            upstream = Some(name.to_string());
+        } else if line.starts_with("server ") && !line.ends_with('{') {
+            if let Some(u) = &upstream {
+                *backends.entry(u.clone()).or_default() += 1;
+            }
+        } else if line == "}" {
+            upstream = None;
+        } else if let Some(n) = line.strip_prefix("server_name ").and_then(|l| l.strip_suffix(';')) {
+            names = Some(n.to_string());
+        } else if let Some(target) = line.strip_prefix("proxy_pass http://").and_then(|l| l.strip_suffix(';')) {
+            if let Some(n) = names.take() {
+                routes.push((n, backends.get(target).copied().unwrap_or(0)));
+            }
+        } else if line.starts_with("return 503")
+            && let Some(n) = names.take()
+        {
+            routes.push((n, 0));
+        }
+    }
+    routes
+}
+
 /// Builds the sim images if they are missing and returns the node image's tag.
 pub async fn ensure_images(progress: &(dyn Fn(ImageProgress) + Sync)) -> Result<String, SimError> {
     let docker = crate::backend::connect_docker().await?;
     let inputs = ImageInputs::from_env().map_err(SimError::Images)?;
     let tags = images::ensure(&docker, &inputs, progress).await.map_err(SimError::Images)?;
     Ok(tags.node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_read_with_their_backend_counts() {
+        let text = "upstream www_paas_localhost {\n    server 10.20.128.30:31000 max_fails=1 fail_timeout=5s;\n    server 10.20.144.30:31002 max_fails=1 fail_timeout=5s;\n}\n\
+                    server {\n    listen 80;\n    server_name www.paas.localhost;\n    location / {\n        proxy_pass http://www_paas_localhost;\n    }\n}\n\
+                    server {\n    listen 80;\n    server_name api.paas.localhost;\n    location / {\n        return 503;\n    }\n}\n";
+        assert_eq!(
+            parse_routes(text),
+            [("www.paas.localhost".to_string(), 2), ("api.paas.localhost".to_string(), 0)]
+        );
+    }
 }

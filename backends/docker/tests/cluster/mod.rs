@@ -198,6 +198,9 @@ async fn status_lists_every_node_and_logs_are_read_per_program() {
     let names: Vec<&str> = status.nodes.iter().map(|n| n.name.as_str()).collect();
     assert_eq!(names.len(), 5, "{names:?}");
     assert!(status.nodes.iter().all(|n| n.state == "running"), "{:?}", status.nodes);
+    // No apps yet: each lb is listed, routing nothing.
+    let lbs: Vec<(&str, usize)> = status.lb_routes.iter().map(|r| (r.lb.as_str(), r.routes.len())).collect();
+    assert_eq!(lbs, [("lb-1", 0), ("lb-2", 0)]);
 
     // The supervisors write the logs as the programs start: poll, bounded.
     let sim = &sim;
