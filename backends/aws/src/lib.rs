@@ -8,6 +8,7 @@
 //! tagged as pending until the last call, so the next plan finishes them.
 
 pub mod client;
+pub mod deployment;
 mod dns;
 mod elb;
 pub mod error;
@@ -29,6 +30,7 @@ use paas_core::resource::{Resource, ResourceId, ResourceKind};
 use paas_core::{Backend, BackendError, Observed};
 
 pub use client::{CallCounter, Clients, ConnectError, Connection};
+pub use deployment::{Deployment, DeploymentError, Outcome, Status};
 
 /// How long and how often to poll for something AWS does in the background (a NAT gateway
 /// becoming available or deleted, an instance running or terminated, an ENI released).

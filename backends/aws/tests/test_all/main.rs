@@ -1,4 +1,5 @@
 //! Integration tests of the AWS backend against a local moto server (never real AWS).
 
 mod cluster;
+mod deployment;
 mod moto;

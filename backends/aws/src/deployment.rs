@@ -1,0 +1,220 @@
+//! A cluster on AWS as the `paas aws` commands drive it: connect, place the spec over the
+//! region's zones, then plan, apply, inspect, refresh or destroy through the engine.
+
+use std::path::Path;
+use std::time::Instant;
+
+use paas_core::engine::{ApplyOptions, ApplyReport, EngineError, Event, Plan, State, StateStore};
+use paas_core::resource::ResourceKind;
+use paas_core::spec::NatMode;
+use paas_core::topology::PlacementError;
+use paas_core::{BackendError, ClusterSpec, Engine, Graph, Observed, Target, Topology};
+use serde::Serialize;
+
+use crate::{AwsBackend, Clients, ConnectError, Connection, Waits};
+
+/// Why a deployment command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeploymentError {
+    #[error("connecting to AWS")]
+    Connect(#[source] ConnectError),
+    #[error("listing the availability zones of {region}")]
+    Zones {
+        region: String,
+        #[source]
+        source: BackendError,
+    },
+    #[error("placing the cluster over the zones of {region}")]
+    Placement {
+        region: String,
+        #[source]
+        source: PlacementError,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// What one apply or destroy did, with the cost of doing it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub plan: Plan,
+    pub report: ApplyReport,
+    /// AWS API requests sent, retries included.
+    pub api_calls: u64,
+    pub elapsed_ms: u64,
+}
+
+/// One node as AWS reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub instance_id: String,
+    pub az: String,
+    pub state: String,
+    pub private_ip: String,
+    pub public_ip: Option<String>,
+}
+
+/// The cluster as AWS reports it now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub cluster: String,
+    pub region: String,
+    pub resources: usize,
+    pub nodes: Vec<NodeStatus>,
+    pub elb_dns_name: Option<String>,
+    /// The zone's name servers, to delegate the domain to.
+    pub name_servers: Vec<String>,
+}
+
+/// A cluster spec bound to an AWS account and region.
+pub struct Deployment {
+    spec: ClusterSpec,
+    backend: AwsBackend,
+    store: StateStore,
+    options: ApplyOptions,
+}
+
+impl Deployment {
+    /// Connects for `spec`, keeping state (and the SSH key) under `state_dir/<cluster>/`.
+    /// Fails when no region is known.
+    pub async fn connect(
+        spec: ClusterSpec,
+        state_dir: &Path,
+        connection: &Connection,
+        waits: Waits,
+    ) -> Result<Deployment, DeploymentError> {
+        let clients = Clients::connect(connection).await.map_err(DeploymentError::Connect)?;
+        let store = StateStore::new(state_dir, &spec.name, "aws");
+        let backend = AwsBackend::new(clients, store.dir().to_path_buf(), waits);
+        Ok(Deployment {
+            spec,
+            backend,
+            store,
+            options: ApplyOptions::default(),
+        })
+    }
+
+    /// Sets the apply options (parallelism, retries).
+    pub fn with_options(mut self, options: ApplyOptions) -> Deployment {
+        self.options = options;
+        self
+    }
+
+    /// Instances fetch lb-sync from `url` at boot.
+    pub fn with_lb_sync_url(mut self, url: Option<String>) -> Deployment {
+        self.backend = self.backend.with_lb_sync_url(url);
+        self
+    }
+
+    pub fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    pub fn backend(&self) -> &AwsBackend {
+        &self.backend
+    }
+
+    pub fn region(&self) -> &str {
+        &self.backend.clients().region
+    }
+
+    /// Things worth the user's attention before applying.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.spec.aws.nat == NatMode::Single && self.spec.azs > 1 {
+            warnings.push(
+                "nat = \"single\": every AZ's private subnet goes out through one NAT gateway; losing its AZ cuts the others off".into(),
+            );
+        }
+        warnings
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine::new(&self.backend, self.store.clone(), self.options.clone())
+    }
+
+    /// Places the spec over the region's available zones. Fails naming the zones there are
+    /// when the spec asks for more.
+    pub async fn topology(&self) -> Result<Topology, DeploymentError> {
+        let region = self.region().to_string();
+        let zones = self.backend.clients().zones().await.map_err(|source| DeploymentError::Zones {
+            region: region.clone(),
+            source,
+        })?;
+        Topology::place(&self.spec, &zones).map_err(|source| DeploymentError::Placement { region, source })
+    }
+
+    /// The desired resources of the spec in this region.
+    pub async fn graph(&self) -> Result<Graph, DeploymentError> {
+        Ok(Graph::desired(&self.spec, &self.topology().await?, Target::Aws))
+    }
+
+    /// What `up` would change. Reads only.
+    pub async fn plan(&self) -> Result<Plan, DeploymentError> {
+        let graph = self.graph().await?;
+        Ok(self.engine().plan(&graph).await?)
+    }
+
+    /// Makes AWS match the spec; `on_event` sees each step.
+    pub async fn up(&self, command: &str, on_event: &(dyn Fn(Event) + Sync)) -> Result<Outcome, DeploymentError> {
+        let graph = self.graph().await?;
+        let (calls, started) = (self.backend.calls(), Instant::now());
+        let (plan, report) = self.engine().apply(&graph, command, on_event).await?;
+        Ok(self.outcome(plan, report, calls, started))
+    }
+
+    /// Deletes every resource of the cluster, in reverse dependency order.
+    pub async fn down(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<Outcome, DeploymentError> {
+        let (calls, started) = (self.backend.calls(), Instant::now());
+        let (plan, report) = self.engine().destroy(&self.spec.name, Target::Aws, "down", on_event).await?;
+        Ok(self.outcome(plan, report, calls, started))
+    }
+
+    fn outcome(&self, plan: Plan, report: ApplyReport, calls: u64, started: Instant) -> Outcome {
+        Outcome {
+            plan,
+            report,
+            api_calls: self.backend.calls() - calls,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// Rebuilds the state file from the tags on AWS.
+    pub async fn refresh(&self) -> Result<State, DeploymentError> {
+        Ok(self.engine().refresh(&self.spec.name, "refresh").await?)
+    }
+
+    /// The cluster as AWS lists it.
+    pub async fn status(&self) -> Result<Status, DeploymentError> {
+        let observed = self.engine().observe(&self.spec.name).await?;
+        Ok(status(&self.spec.name, self.region(), &observed))
+    }
+}
+
+fn status(cluster: &str, region: &str, observed: &[Observed]) -> Status {
+    let mut nodes: Vec<NodeStatus> = observed
+        .iter()
+        .filter(|o| o.kind() == ResourceKind::Node)
+        .map(|o| NodeStatus {
+            name: o.id.name().to_string(),
+            instance_id: o.provider_id.clone(),
+            az: o.attrs.get("az").cloned().unwrap_or_default(),
+            state: o.attrs.get("state").cloned().unwrap_or_default(),
+            private_ip: o.attrs.get("private_ip").cloned().unwrap_or_default(),
+            public_ip: o.attrs.get("public_ip").cloned(),
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let attr = |kind: ResourceKind, key: &str| observed.iter().find(|o| o.kind() == kind).and_then(|o| o.attrs.get(key)).cloned();
+    Status {
+        cluster: cluster.to_string(),
+        region: region.to_string(),
+        resources: observed.len(),
+        nodes,
+        elb_dns_name: attr(ResourceKind::LoadBalancer, "dns_name"),
+        name_servers: attr(ResourceKind::DnsZone, "name_servers")
+            .map(|s| s.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
+    }
+}
