@@ -1,0 +1,209 @@
+//! `paas aws plan|up|status|scale|down|refresh`: the cluster on AWS across availability zones.
+//!
+//! Credentials and region come from the standard AWS chain (environment, `--profile`, SSO);
+//! `--endpoint-url` points every client at an emulator. Nothing secret is ever printed.
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand, ValueEnum};
+use paas_aws::{Connection, Deployment, Outcome, Waits};
+use serde_json::json;
+
+use crate::cli::{GlobalArgs, OutputFormat};
+use crate::context::{BadInput, Context};
+use crate::output;
+use crate::progress::Progress;
+
+/// Flags of `paas aws`.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// Number of availability zones to spread over (default: the spec's `azs`).
+    #[arg(long, global = true, value_name = "N")]
+    pub azs: Option<u32>,
+    /// AWS region (default: the spec's `aws.region`, else the standard AWS chain).
+    #[arg(long, global = true, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Named profile of the AWS configuration files.
+    #[arg(long, global = true, env = "AWS_PROFILE")]
+    pub profile: Option<String>,
+    /// Send every AWS call here instead (an emulator such as moto).
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Where instances download the lb-sync binary at boot (default: copy it to
+    /// /usr/local/bin/lb-sync on each lb yourself; its service waits for it).
+    #[arg(long, global = true, env = "PAAS_LB_SYNC_URL", value_name = "URL")]
+    pub lb_sync_url: Option<String>,
+    #[command(subcommand)]
+    pub command: AwsCommand,
+}
+
+/// What to do with the cluster on AWS.
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Show what `up` would change, reading AWS; changes nothing.
+    Plan,
+    /// Create or update everything the spec describes, wait for instances running and the lbs
+    /// in service, and print the name servers to delegate the domain to.
+    Up,
+    /// The cluster's nodes by AZ as AWS reports them, the ELB and the name servers.
+    Status,
+    /// Set the number of nodes of a role and apply; other nodes are untouched.
+    Scale(ScaleArgs),
+    /// Delete every resource of the cluster, in reverse order, waiting for each dependency.
+    Down,
+    /// Rebuild the state file from the resources' tags (after losing it).
+    Refresh,
+}
+
+/// A role `scale` can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScaleRole {
+    Slaves,
+    Lbs,
+}
+
+/// Flags of `paas aws scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    pub role: ScaleRole,
+    pub count: u32,
+}
+
+/// Runs one `paas aws` command.
+pub async fn run(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
+    let mut ctx = Context::load(global)?;
+    if let Some(azs) = args.azs {
+        if azs == 0 {
+            return Err(BadInput("--azs must be at least 1".into()).into());
+        }
+        ctx.spec.azs = azs;
+    }
+    if let AwsCommand::Scale(scale) = &args.command {
+        match scale.role {
+            ScaleRole::Slaves => ctx.spec.nodes.slaves = scale.count,
+            ScaleRole::Lbs => ctx.spec.nodes.lbs = scale.count,
+        }
+    }
+    let connection = Connection::Chain {
+        region: args.region.clone().or_else(|| ctx.spec.aws.region.clone()),
+        profile: args.profile.clone(),
+        endpoint_url: args.endpoint_url.clone(),
+    };
+    let deployment = Deployment::connect(ctx.spec.clone(), &ctx.state_dir, &connection, Waits::default())
+        .await
+        .context("connecting to AWS")?
+        .with_lb_sync_url(args.lb_sync_url.clone());
+    let quiet = global.quiet || ctx.output == OutputFormat::Json;
+    if !quiet {
+        for warning in deployment.warnings() {
+            eprintln!("warning: {warning}");
+        }
+    }
+    match args.command {
+        AwsCommand::Plan => {
+            let plan = deployment.plan().await?;
+            match ctx.output {
+                OutputFormat::Json => ctx.print_json(&plan)?,
+                OutputFormat::Text => {
+                    println!("Plan for cluster `{}` on aws in {}:", plan.cluster, deployment.region());
+                    print!("{}", output::render_plan(&plan, output::colour()));
+                }
+            }
+            Ok(())
+        }
+        AwsCommand::Up | AwsCommand::Scale(_) => {
+            let plan = deployment.plan().await?;
+            let progress = Progress::new(plan.steps.len(), quiet);
+            if !quiet {
+                eprintln!(
+                    "Applying {} to cluster {} in {}:",
+                    plan.summary(),
+                    ctx.spec.name,
+                    deployment.region()
+                );
+            }
+            let outcome = deployment.up("aws up", &|event| progress.handle(event)).await;
+            progress.finish();
+            let outcome = outcome?;
+            let status = deployment.status().await?;
+            report(&ctx, &outcome, Some(&status))
+        }
+        AwsCommand::Down => {
+            let progress = Progress::new(0, quiet);
+            let outcome = deployment.down(&|event| progress.handle(event)).await;
+            progress.finish();
+            let outcome = outcome?;
+            report(&ctx, &outcome, None)
+        }
+        AwsCommand::Refresh => {
+            let state = deployment.refresh().await?;
+            match ctx.output {
+                OutputFormat::Json => ctx.print_json(&state)?,
+                OutputFormat::Text => println!(
+                    "Recorded {} resources of cluster {} from their tags.",
+                    state.resources.len(),
+                    ctx.spec.name
+                ),
+            }
+            Ok(())
+        }
+        AwsCommand::Status => {
+            let status = deployment.status().await?;
+            match ctx.output {
+                OutputFormat::Json => ctx.print_json(&status)?,
+                OutputFormat::Text => print_status(&status),
+            }
+            Ok(())
+        }
+    }
+}
+
+fn report(ctx: &Context, outcome: &Outcome, status: Option<&paas_aws::Status>) -> anyhow::Result<()> {
+    match ctx.output {
+        OutputFormat::Json => ctx.print_json(&json!({ "outcome": outcome, "status": status })),
+        OutputFormat::Text => {
+            println!(
+                "Cluster {}: {} ({} AWS API calls, {:.1}s).",
+                ctx.spec.name,
+                outcome.plan.summary(),
+                outcome.api_calls,
+                outcome.elapsed_ms as f64 / 1000.0
+            );
+            if let Some(status) = status {
+                print_status(status);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_status(status: &paas_aws::Status) {
+    if status.resources == 0 {
+        println!(
+            "Cluster {} has no resources in {}: run `paas aws up`.",
+            status.cluster, status.region
+        );
+        return;
+    }
+    println!("Cluster {} in {} ({} resources):", status.cluster, status.region, status.resources);
+    println!(
+        "  {:<14} {:<12} {:<20} {:<10} {:<14} PUBLIC",
+        "AZ", "NODE", "INSTANCE", "STATE", "ADDRESS"
+    );
+    for n in &status.nodes {
+        println!(
+            "  {:<14} {:<12} {:<20} {:<10} {:<14} {}",
+            n.az,
+            n.name,
+            n.instance_id,
+            n.state,
+            n.private_ip,
+            n.public_ip.as_deref().unwrap_or("-")
+        );
+    }
+    if let Some(dns) = &status.elb_dns_name {
+        println!("  elb: {dns}");
+    }
+    if !status.name_servers.is_empty() {
+        println!("  delegate the domain to: {}", status.name_servers.join(" "));
+    }
+}
