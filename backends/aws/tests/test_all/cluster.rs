@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use paas_aws::AwsBackend;
 use paas_core::engine::{ApplyOptions, StateStore};
-use paas_core::resource::{ResourceId, ResourceKind};
+use paas_core::resource::ResourceId;
 use paas_core::{Backend, ClusterSpec, Engine, Graph, Target, Topology};
 
 use crate::moto::Moto;
@@ -281,7 +281,6 @@ async fn down_leaves_none_of_the_clusters_resources_and_refresh_rebuilds_a_lost_
             .hosted_zones()
             .is_empty()
     );
-    let _ = ResourceKind::Network;
 }
 
 #[tokio::test]
