@@ -299,3 +299,32 @@ async fn up_and_down_with_one_az_and_the_ami_found_by_name() {
     let left = backend.list("demo").await.unwrap();
     assert!(left.is_empty(), "left after down: {left:?}");
 }
+
+#[tokio::test]
+async fn an_up_dropped_midway_then_rerun_leaves_no_duplicates() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = moto.backend(&dir.path().join("demo")).await;
+    let spec = spec(3, 3);
+    let g = graph(&backend, &spec).await;
+    let engine = Engine::new(&backend, StateStore::new(dir.path(), "demo", "aws"), options());
+    // Abandon the apply future at growing points in time, as a killed process would.
+    let mut dropped = 0;
+    for ms in [150, 400, 700] {
+        let run = tokio::time::timeout(std::time::Duration::from_millis(ms), engine.apply(&g, "up", &|_| {}));
+        dropped += usize::from(run.await.is_err());
+    }
+    assert!(dropped >= 1, "no apply was dropped midway");
+    engine.apply(&g, "up", &|_| {}).await.unwrap();
+    let observed = backend.list("demo").await.unwrap();
+    assert!(ids(&observed).values().all(|&n| n == 1), "duplicates: {:?}", ids(&observed));
+    assert_eq!(observed.len(), g.len());
+    let instances = backend.clients().ec2.describe_instances().send().await.unwrap();
+    let live = instances
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()) != Some("terminated"))
+        .count();
+    assert_eq!(live, 9, "3 masters, 3 slaves, 2 lbs and the adminlb, no more");
+}
