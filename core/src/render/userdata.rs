@@ -55,8 +55,9 @@ fn unit(program: &Program) -> String {
         exec.push(' ');
         exec.push_str(&quote(arg));
     }
+    // Waiting for a copied-in binary may take longer than systemd's default start timeout.
     let wait = if program.name == "lb-sync" {
-        "ExecStartPre=/bin/sh -c 'until [ -x /usr/local/bin/lb-sync ]; do sleep 5; done'\n"
+        "TimeoutStartSec=infinity\nExecStartPre=/bin/sh -c 'until [ -x /usr/local/bin/lb-sync ]; do sleep 5; done'\n"
     } else {
         ""
     };
@@ -69,8 +70,12 @@ fn unit(program: &Program) -> String {
 /// Renders the `#cloud-config` user-data of a node. Fails (returns the size) when it would not
 /// fit EC2's 16 KiB limit.
 pub fn cloud_config(config: &NodeConfig, lb_sync_url: Option<&str>) -> Result<String, usize> {
-    let mut out =
-        String::from("#cloud-config\npackage_update: true\npackages: [curl, ca-certificates, default-jre-headless]\nwrite_files:\n");
+    // ZooKeeper and Marathon run on the JVM; the other nodes need no Java.
+    let java = config.programs.iter().any(|p| p.name == "zookeeper" || p.name == "marathon");
+    let mut out = format!(
+        "#cloud-config\npackage_update: true\npackages: [curl, ca-certificates{}]\nwrite_files:\n",
+        if java { ", default-jre-headless" } else { "" }
+    );
     for file in &config.files {
         let _ = write!(out, "  - path: {}\n    permissions: '0644'\n    content: |\n", file.path);
         let content = if file.content.is_empty() { "\n" } else { &file.content };
@@ -101,7 +106,10 @@ pub fn cloud_config(config: &NodeConfig, lb_sync_url: Option<&str>) -> Result<St
             let _ = writeln!(out, "  - [sh, -c, {}]", quote(&fetch));
         }
     }
-    out.push_str("  - [rm, -f, /usr/sbin/policy-rc.d]\n  - [systemctl, daemon-reload]\n");
+    out.push_str("  - [rm, -f, /usr/sbin/policy-rc.d]\n");
+    // The packages' own services would hold the same ports after a reboot.
+    out.push_str("  - [sh, -c, 'systemctl disable --now nginx zookeeper mesos-master mesos-slave 2>/dev/null || true']\n");
+    out.push_str("  - [systemctl, daemon-reload]\n");
     for program in &config.programs {
         let _ = writeln!(out, "  - [systemctl, enable, --now, paas-{}.service]", program.name);
     }
