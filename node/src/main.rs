@@ -21,6 +21,8 @@ enum Program {
     MesosMaster(paas_node::mesos::master::Args),
     /// The sim's Mesos agent: registers with the leading master, runs tasks in sandboxes.
     MesosAgent(paas_node::mesos::agent::Args),
+    /// The sim's Marathon: REST v2, scheduling on Mesos offers, health checks, state in ZooKeeper.
+    Marathon(paas_node::marathon::Args),
     /// A sim node's init: writes its files, runs and restarts its programs, forwards signals.
     Supervise(paas_node::supervise::Args),
 }
@@ -39,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         match cli.program {
             Program::LbSync(args) => Ok(paas_node::lb_sync::run(args).await?),
             Program::MesosMaster(args) => paas_node::mesos::master::run(args).await,
+            Program::Marathon(args) => paas_node::marathon::run(args).await,
             Program::MesosAgent(args) => paas_node::mesos::agent::run(args).await,
             Program::Supervise(args) => paas_node::supervise::run(args).await,
         }

@@ -1,6 +1,7 @@
 //! One integration-test binary for `paas-node`: real ZooKeeper, real nginx, the programs as processes.
 
 mod lb_sync;
+mod marathon;
 mod mesos;
 mod support;
 mod supervise;

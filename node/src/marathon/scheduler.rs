@@ -1,0 +1,612 @@
+//! The Mesos framework: keeps every app at its instance count through the v1 scheduler API.
+//!
+//! One loop owns the subscription. It reacts to offers (launch what apps need, decline the
+//! rest), status updates (track, acknowledge, back off failing apps), health results and a
+//! tick (scale down, roll replacements, kill unhealthy or stuck tasks). HTTP handlers only
+//! change the [`World`] and wake the loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::app::{AppSpec, HealthProtocol};
+use super::model::{App, HealthResult, Task, World, timestamp};
+use super::placement::{self, OfferView, Placed};
+use super::store::TaskRecord;
+use crate::mesos::scheduler::{Scheduler, master_url};
+use crate::mesos::v1::{self, EventType, TaskState};
+
+/// How long a declined offer stays away: short, so new apps launch within a second or so.
+const REFUSE_SECONDS: f64 = 1.0;
+/// A task running this long without failing resets its app's backoff.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+struct HealthOutcome {
+    task_id: String,
+    index: usize,
+    result: Result<(), String>,
+}
+
+/// Runs the framework until the process ends, resubscribing after master failovers.
+pub async fn run(shared: Arc<Shared>) {
+    let mut masters = crate::mesos::detector::detect(shared.config.master.clone(), shared.config.zk_session);
+    let (health_tx, mut health_rx) = mpsc::unbounded_channel();
+    let mut due: HashMap<(String, usize), Instant> = HashMap::new();
+    loop {
+        let info = loop {
+            if let Some(info) = masters.borrow_and_update().clone() {
+                break info;
+            }
+            if masters.changed().await.is_err() {
+                return;
+            }
+        };
+        let url = master_url(&info);
+        let framework = v1::FrameworkInfo {
+            user: "root".into(),
+            name: shared.config.framework_name.clone(),
+            id: shared.framework_id.lock().unwrap().clone().map(v1::FrameworkId::new),
+            failover_timeout: Some(7.0 * 24.0 * 3600.0),
+            checkpoint: Some(true),
+            hostname: Some(shared.config.hostname.clone()),
+            webui_url: Some(format!("http://{}:{}", shared.config.hostname, shared.config.http_port)),
+            ..Default::default()
+        };
+        let (scheduler, mut events) = match Scheduler::subscribe(&url, framework).await {
+            Ok(subscribed) => subscribed,
+            Err(e) => {
+                tracing::warn!(master = %url, error = %e, "subscribing failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let framework_id = scheduler.framework_id.value.clone();
+        tracing::info!(master = %url, framework_id, "subscribed");
+        if shared.framework_id.lock().unwrap().as_deref() != Some(&framework_id) {
+            *shared.framework_id.lock().unwrap() = Some(framework_id.clone());
+            if let Err(e) = shared.store.save_framework_id(&shared.zk, &framework_id).await {
+                tracing::error!(error = %e, "cannot save the framework id");
+            }
+        }
+        // Learn the state of every task we know of, without restarting any.
+        let known: Vec<v1::ReconcileTask> = shared
+            .world
+            .lock()
+            .unwrap()
+            .tasks
+            .values()
+            .map(|t| v1::ReconcileTask {
+                task_id: v1::TaskId::new(&t.id),
+                agent_id: Some(v1::AgentId::new(&t.agent_id)),
+            })
+            .collect();
+        if let Err(e) = scheduler.reconcile(known).await {
+            tracing::warn!(error = %e, "explicit reconciliation failed");
+        }
+        let _ = scheduler.reconcile(Vec::new()).await;
+
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                // Cancel-safe: a stream's next() loses nothing when another arm wins.
+                event = events.next() => match event {
+                    Some(Ok(event)) => on_event(&shared, &scheduler, event).await,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "event stream failed; resubscribing");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!("event stream ended; resubscribing");
+                        break;
+                    }
+                },
+                // Cancel-safe: Notify keeps the permit for the next call if this arm loses.
+                () = shared.wake.notified() => {
+                    let _ = scheduler.revive().await;
+                    act(&shared, &scheduler).await;
+                }
+                // Cancel-safe: an interval tick not taken now is taken on the next call.
+                _ = tick.tick() => {
+                    act(&shared, &scheduler).await;
+                    schedule_health_checks(&shared, &mut due, &health_tx);
+                }
+                // Cancel-safe: recv() on an mpsc channel loses no message when dropped.
+                Some(outcome) = health_rx.recv() => on_health(&shared, &scheduler, outcome).await,
+                // Cancel-safe: watch::changed() only marks the value seen.
+                changed = masters.changed() => {
+                    if changed.is_err() { return; }
+                    if masters.borrow().as_ref().map(master_url) != Some(url.clone()) {
+                        tracing::info!("the Mesos leader changed; resubscribing");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn offer_view(offer: &v1::Offer) -> OfferView {
+    let mut view = OfferView {
+        hostname: offer.hostname.clone(),
+        attributes: BTreeMap::new(),
+        cpus: 0.0,
+        mem: 0.0,
+        disk: 0.0,
+        ports: Vec::new(),
+    };
+    for r in &offer.resources {
+        match (r.name.as_str(), &r.scalar, &r.ranges) {
+            ("cpus", Some(s), _) => view.cpus += s.value,
+            ("mem", Some(s), _) => view.mem += s.value,
+            ("disk", Some(s), _) => view.disk += s.value,
+            ("ports", _, Some(ranges)) => view.ports.extend(ranges.range.iter().map(|r| (r.begin, r.end))),
+            _ => {}
+        }
+    }
+    for a in &offer.attributes {
+        let value = match (&a.text, &a.scalar) {
+            (Some(t), _) => t.value.clone(),
+            (_, Some(s)) => s.value.to_string(),
+            _ => continue,
+        };
+        view.attributes.insert(a.name.clone(), value);
+    }
+    view
+}
+
+/// How many tasks an app should launch now.
+fn wanted(world: &World, app: &App, now: Instant) -> u32 {
+    if app.delayed_until.is_some_and(|t| t > now) {
+        return 0;
+    }
+    let active: Vec<&Task> = world.tasks_of(&app.spec.id).filter(|t| t.is_active()).collect();
+    let current = active.iter().filter(|t| t.version == app.version).count() as u32;
+    let need = app.spec.instances.saturating_sub(current);
+    // While replacing, stay within maximumOverCapacity above the instance count.
+    let over = (app.spec.maximum_over_capacity * app.spec.instances as f64).floor() as u32;
+    let room =
+        (app.spec.instances + over.max(if app.spec.minimum_health_capacity >= 1.0 { 1 } else { 0 })).saturating_sub(active.len() as u32);
+    need.min(room)
+}
+
+fn task_info(app: &AppSpec, id: &str, agent_id: &v1::AgentId, ports: &[u64]) -> v1::TaskInfo {
+    let mut resources = vec![v1::Resource::scalar("cpus", app.cpus), v1::Resource::scalar("mem", app.mem)];
+    if app.disk > 0.0 {
+        resources.push(v1::Resource::scalar("disk", app.disk));
+    }
+    if !ports.is_empty() {
+        resources.push(v1::Resource::ranges(
+            "ports",
+            ports.iter().map(|&p| v1::Range { begin: p, end: p }).collect(),
+        ));
+    }
+    let mut variables: Vec<v1::Variable> = app
+        .env
+        .iter()
+        .map(|(k, v)| v1::Variable {
+            name: k.clone(),
+            kind: None,
+            value: Some(v.clone()),
+        })
+        .collect();
+    variables.push(v1::Variable {
+        name: "MARATHON_APP_ID".into(),
+        kind: None,
+        value: Some(app.id.clone()),
+    });
+    let (shell, value, arguments) = match &app.cmd {
+        Some(cmd) => (true, Some(cmd.clone()), Vec::new()),
+        None => (false, app.args.first().cloned(), app.args.clone()),
+    };
+    v1::TaskInfo {
+        name: app.id.trim_start_matches('/').replace('/', "."),
+        task_id: v1::TaskId::new(id),
+        agent_id: agent_id.clone(),
+        resources,
+        command: Some(v1::CommandInfo {
+            uris: app
+                .uris
+                .iter()
+                .map(|(value, executable, extract)| v1::CommandUri {
+                    value: value.clone(),
+                    executable: Some(*executable),
+                    extract: Some(*extract),
+                    ..Default::default()
+                })
+                .collect(),
+            environment: Some(v1::Environment { variables }),
+            shell: Some(shell),
+            value,
+            arguments,
+            user: None,
+        }),
+        ..Default::default()
+    }
+}
+
+async fn on_event(shared: &Arc<Shared>, scheduler: &Scheduler, event: v1::Event) {
+    match event.kind {
+        EventType::Offers => {
+            if let Some(offers) = event.offers {
+                on_offers(shared, scheduler, offers.offers).await;
+            }
+        }
+        EventType::Update => {
+            if let Some(update) = event.update {
+                on_update(shared, scheduler, update.status).await;
+            }
+        }
+        EventType::Error => {
+            tracing::error!(message = ?event.error.map(|e| e.message), "the master refused the framework");
+        }
+        _ => {}
+    }
+}
+
+async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::Offer>) {
+    let now = Instant::now();
+    let mut views: Vec<OfferView> = offers.iter().map(offer_view).collect();
+    let mut launches: BTreeMap<usize, Vec<(Task, v1::TaskInfo)>> = BTreeMap::new();
+    {
+        let world = shared.world.lock().unwrap();
+        for app in world.apps.values() {
+            let want = wanted(&world, app, now);
+            if want == 0 {
+                continue;
+            }
+            let placed: Vec<Placed> = world
+                .tasks_of(&app.spec.id)
+                .filter(|t| t.is_active())
+                .map(|t| {
+                    let attributes = offers
+                        .iter()
+                        .find(|o| o.agent_id.value == t.agent_id)
+                        .map(|o| offer_view(o).attributes)
+                        .unwrap_or_default();
+                    Placed {
+                        hostname: t.host.clone(),
+                        attributes,
+                    }
+                })
+                .collect();
+            for launch in placement::place(&app.spec, want, &mut views, &placed) {
+                let offer = &offers[launch.offer];
+                let id = format!("{}.{}", app.spec.id.trim_start_matches('/').replace('/', "_"), uuid::Uuid::new_v4());
+                let task = Task {
+                    id: id.clone(),
+                    app_id: app.spec.id.clone(),
+                    agent_id: offer.agent_id.value.clone(),
+                    host: offer.hostname.clone(),
+                    ports: launch.ports.clone(),
+                    version: app.version.clone(),
+                    state: TaskState::Staging,
+                    staged_at: SystemTime::now(),
+                    started_at: None,
+                    running_since: None,
+                    health: vec![HealthResult::default(); app.spec.health_checks.len()],
+                    killing: false,
+                };
+                let info = task_info(&app.spec, &id, &offer.agent_id, &launch.ports);
+                launches.entry(launch.offer).or_default().push((task, info));
+            }
+        }
+    }
+    for (i, offer) in offers.iter().enumerate() {
+        let Some(batch) = launches.remove(&i) else {
+            let _ = scheduler.decline(vec![offer.id.clone()], REFUSE_SECONDS).await;
+            continue;
+        };
+        // Record before launching: a task we launched but forgot would run unmanaged.
+        for (task, _) in &batch {
+            let record = record_of(task);
+            if let Err(e) = shared.store.save_task(&shared.zk, &record).await {
+                tracing::error!(error = %e, "cannot record a task; not launching it");
+            }
+        }
+        let infos: Vec<v1::TaskInfo> = batch.iter().map(|(_, info)| info.clone()).collect();
+        {
+            let mut world = shared.world.lock().unwrap();
+            for (task, _) in &batch {
+                world.tasks.insert(task.id.clone(), task.clone());
+            }
+        }
+        if let Err(e) = scheduler.launch(vec![offer.id.clone()], infos, REFUSE_SECONDS).await {
+            tracing::warn!(error = %e, "launch refused; the tasks will be reported lost");
+        }
+    }
+}
+
+fn record_of(task: &Task) -> TaskRecord {
+    TaskRecord {
+        id: task.id.clone(),
+        app_id: task.app_id.clone(),
+        agent_id: task.agent_id.clone(),
+        host: task.host.clone(),
+        ports: task.ports.clone(),
+        version: task.version.clone(),
+        staged_at: timestamp(task.staged_at),
+        state: Some(task.state.as_str().to_owned()),
+        started_at: task.started_at.map(timestamp),
+    }
+}
+
+async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::TaskStatus) {
+    if status.uuid.is_some() {
+        let _ = scheduler.acknowledge(&status).await;
+    }
+    let id = status.task_id.value.clone();
+    let state = status.state;
+    let known = shared.world.lock().unwrap().tasks.contains_key(&id);
+    if !known {
+        // A task this framework does not know (launched by a leader that died before
+        // recording it): it must not run unmanaged.
+        if !state.is_terminal() {
+            let _ = scheduler.kill(status.task_id.clone(), status.agent_id.clone()).await;
+        }
+        return;
+    }
+    let (record, remove, orphan, event) = {
+        let mut world = shared.world.lock().unwrap();
+        let Some(task) = world.tasks.get_mut(&id) else { return };
+        let changed = task.state != state;
+        task.state = state;
+        if state == TaskState::Running && task.started_at.is_none() {
+            task.started_at = Some(SystemTime::now());
+        }
+        if state == TaskState::Running && task.running_since.is_none() {
+            task.running_since = Some(Instant::now());
+        }
+        let event = changed.then(|| {
+            json!({
+                "eventType": "status_update_event",
+                "timestamp": timestamp(SystemTime::now()),
+                "slaveId": task.agent_id,
+                "taskId": task.id,
+                "taskStatus": state.as_str(),
+                "message": status.message.clone().unwrap_or_default(),
+                "appId": task.app_id,
+                "host": task.host,
+                "ipAddresses": [{ "ipAddress": task.host, "protocol": "IPv4" }],
+                "ports": task.ports,
+                "version": task.version,
+            })
+        });
+        let terminal = state.is_terminal() || state == TaskState::Unreachable;
+        let task = task.clone();
+        if terminal {
+            world.tasks.remove(&id);
+            if !task.killing
+                && let Some(app) = world.apps.get_mut(&task.app_id) {
+                    app.failures += 1;
+                    app.delayed_until = Some(Instant::now() + app.backoff());
+                    app.last_task_failure = Some(json!({
+                        "appId": task.app_id,
+                        "host": task.host,
+                        "message": status.message.clone().unwrap_or_default(),
+                        "state": state.as_str(),
+                        "taskId": task.id,
+                        "timestamp": timestamp(SystemTime::now()),
+                        "version": task.version,
+                    }));
+                }
+        }
+        (changed.then(|| record_of(&task)), terminal, state == TaskState::Unreachable, event)
+    };
+    if orphan {
+        // Without partition awareness an unreachable task is given up and replaced.
+        let _ = scheduler.kill(status.task_id.clone(), status.agent_id.clone()).await;
+    }
+    if remove {
+        let _ = shared.store.delete_task(&shared.zk, &id).await;
+    } else if let Some(record) = record {
+        let _ = shared.store.save_task(&shared.zk, &record).await;
+    }
+    if let Some(event) = event {
+        let _ = shared.events.send(event);
+    }
+    shared.wake.notify_one();
+}
+
+/// Kills, scale-downs, replacements, timeouts and deployment bookkeeping.
+async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
+    let now = Instant::now();
+    let mut kills: Vec<(String, String)> = std::mem::take(&mut *shared.kills.lock().unwrap());
+    let mut finished = Vec::new();
+    {
+        let mut world = shared.world.lock().unwrap();
+        let launch_timeout = shared.config.task_launch_timeout;
+        let apps: Vec<App> = world.apps.values().cloned().collect();
+        for task in world.tasks.values_mut() {
+            let orphaned = !apps.iter().any(|a| a.spec.id == task.app_id);
+            let stuck = matches!(task.state, TaskState::Staging | TaskState::Starting)
+                && task.staged_at.elapsed().unwrap_or_default() > launch_timeout;
+            if task.is_active() && (orphaned || stuck) {
+                task.killing = true;
+                kills.push((task.id.clone(), task.agent_id.clone()));
+            }
+        }
+        for app in &apps {
+            let mut active: Vec<Task> = world.tasks_of(&app.spec.id).filter(|t| t.is_active()).cloned().collect();
+            // Oldest first, so what lies beyond the instance count (killed) is the youngest.
+            active.sort_by_key(|a| a.staged_at);
+            let ready = |t: &Task| {
+                t.state == TaskState::Running
+                    && t.healthy() != Some(false)
+                    && (app.spec.health_checks.is_empty() || t.healthy() == Some(true))
+            };
+            let (current, old): (Vec<Task>, Vec<Task>) = active.into_iter().partition(|t| t.version == app.version);
+            let mut victims: Vec<Task> = current.iter().skip(app.spec.instances as usize).cloned().collect();
+            // Rolling replacement: an old task goes only while enough ready tasks remain.
+            let min_ready = (app.spec.minimum_health_capacity * app.spec.instances as f64).ceil() as usize;
+            let mut ready_count =
+                current.iter().take(app.spec.instances as usize).filter(|t| ready(t)).count() + old.iter().filter(|t| ready(t)).count();
+            let surplus_old = (old.len() + current.len().min(app.spec.instances as usize)).saturating_sub(app.spec.instances as usize);
+            for (i, t) in old.iter().rev().enumerate() {
+                let not_ready = !ready(t);
+                if i < surplus_old && (not_ready || ready_count > min_ready) {
+                    if !not_ready {
+                        ready_count -= 1;
+                    }
+                    victims.push(t.clone());
+                } else if app.spec.instances == 0 {
+                    victims.push(t.clone());
+                }
+            }
+            for v in victims {
+                if let Some(t) = world.tasks.get_mut(&v.id) {
+                    t.killing = true;
+                    kills.push((t.id.clone(), t.agent_id.clone()));
+                }
+            }
+            if app.failures > 0
+                && world
+                    .tasks_of(&app.spec.id)
+                    .any(|t| t.running_since.is_some_and(|s| now - s > STABLE_AFTER))
+                && let Some(a) = world.apps.get_mut(&app.spec.id) {
+                    a.failures = 0;
+                }
+        }
+        let ids: Vec<String> = world.apps.keys().cloned().collect();
+        for id in ids {
+            let app = world.apps[&id].clone();
+            if app.deployment.is_some() && world.converged(&app) {
+                let a = world.apps.get_mut(&id).expect("listed");
+                finished.push((a.deployment.take().expect("checked"), id.clone()));
+                a.replacing = false;
+            }
+        }
+    }
+    for (task_id, agent_id) in kills {
+        let _ = scheduler.kill(v1::TaskId::new(&task_id), Some(v1::AgentId::new(&agent_id))).await;
+    }
+    for (deployment, app) in finished {
+        let _ = shared.events.send(json!({
+            "eventType": "deployment_success",
+            "id": deployment,
+            "plan": { "id": deployment, "affectedApps": [app] },
+            "timestamp": timestamp(SystemTime::now()),
+        }));
+    }
+}
+
+fn schedule_health_checks(
+    shared: &Arc<Shared>,
+    due: &mut HashMap<(String, usize), Instant>,
+    results: &mpsc::UnboundedSender<HealthOutcome>,
+) {
+    let now = Instant::now();
+    let world = shared.world.lock().unwrap();
+    due.retain(|(id, _), _| world.tasks.contains_key(id));
+    for task in world.tasks.values().filter(|t| t.state == TaskState::Running && !t.killing) {
+        let Some(app) = world.apps.get(&task.app_id) else { continue };
+        for (index, check) in app.spec.health_checks.iter().enumerate() {
+            let next = due.entry((task.id.clone(), index)).or_insert(now);
+            if *next > now {
+                continue;
+            }
+            *next = now + Duration::from_secs_f64(check.interval_secs);
+            let Some(&port) = task.ports.get(check.port_index) else { continue };
+            let (host, path, protocol, timeout) = (
+                task.host.clone(),
+                check.path.clone(),
+                check.protocol,
+                Duration::from_secs_f64(check.timeout_secs),
+            );
+            let (tx, task_id) = (results.clone(), task.id.clone());
+            let http = shared.http.clone();
+            tokio::spawn(async move {
+                let result = match protocol {
+                    HealthProtocol::Http => {
+                        match tokio::time::timeout(timeout, http.get(format!("http://{host}:{port}{path}")).send()).await {
+                            Ok(Ok(r)) if r.status().as_u16() < 400 => Ok(()),
+                            Ok(Ok(r)) => Err(format!("HTTP {}", r.status().as_u16())),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err("timed out".into()),
+                        }
+                    }
+                    HealthProtocol::Tcp => {
+                        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port as u16))).await {
+                            Ok(Ok(_)) => Ok(()),
+                            Ok(Err(e)) => Err(e.to_string()),
+                            Err(_) => Err("timed out".into()),
+                        }
+                    }
+                };
+                let _ = tx.send(HealthOutcome { task_id, index, result });
+            });
+        }
+    }
+}
+
+async fn on_health(shared: &Arc<Shared>, scheduler: &Scheduler, outcome: HealthOutcome) {
+    let mut kill = None;
+    let mut event = None;
+    {
+        let mut world = shared.world.lock().unwrap();
+        let Some(task) = world.tasks.get(&outcome.task_id).cloned() else {
+            return;
+        };
+        let Some(check) = world
+            .apps
+            .get(&task.app_id)
+            .and_then(|a| a.spec.health_checks.get(outcome.index).cloned())
+        else {
+            return;
+        };
+        let task = world.tasks.get_mut(&outcome.task_id).expect("present");
+        let Some(result) = task.health.get_mut(outcome.index) else { return };
+        let was = (result.checked, result.alive);
+        let now = SystemTime::now();
+        match outcome.result {
+            Ok(()) => {
+                result.alive = true;
+                result.consecutive_failures = 0;
+                result.last_success = Some(now);
+                result.first_success.get_or_insert(now);
+                result.checked = true;
+            }
+            Err(cause) => {
+                let in_grace = result.first_success.is_none()
+                    && task
+                        .running_since
+                        .is_some_and(|s| s.elapsed().as_secs_f64() < check.grace_period_secs);
+                if !in_grace {
+                    result.alive = false;
+                    result.consecutive_failures += 1;
+                    result.last_failure = Some(now);
+                    result.last_failure_cause = Some(cause);
+                    result.checked = true;
+                    if check.max_consecutive_failures > 0 && result.consecutive_failures >= check.max_consecutive_failures && !task.killing
+                    {
+                        task.killing = true;
+                        kill = Some((task.id.clone(), task.agent_id.clone()));
+                    }
+                }
+            }
+        }
+        let result = &task.health[outcome.index];
+        if (result.checked, result.alive) != was && result.checked {
+            event = Some(json!({
+                "eventType": "health_status_changed_event",
+                "appId": task.app_id,
+                "taskId": task.id,
+                "instanceId": task.id,
+                "version": task.version,
+                "alive": result.alive,
+                "timestamp": timestamp(now),
+            }));
+        }
+    }
+    if let Some(event) = event {
+        let _ = shared.events.send(event);
+    }
+    if let Some((task_id, agent_id)) = kill {
+        tracing::info!(task_id, "killing a task that failed its health checks");
+        let _ = scheduler.kill(v1::TaskId::new(&task_id), Some(v1::AgentId::new(&agent_id))).await;
+    }
+}

@@ -1,0 +1,157 @@
+//! Marathon's state in ZooKeeper, under the `--zk` path: apps (with their versions), the tasks
+//! it launched (so a new leader re-adopts them instead of starting them again) and the
+//! framework id (so a new leader re-subscribes as the same framework).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use zookeeper_client::{Acls, Client, CreateMode, Error as ZkClientError};
+
+use crate::zk::{ZkError, ensure_path};
+
+/// A launched task as persisted: enough to reconcile it and to serve it until Mesos answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub app_id: String,
+    pub agent_id: String,
+    pub host: String,
+    pub ports: Vec<u64>,
+    pub version: String,
+    pub staged_at: String,
+    /// The last state Mesos reported, so a new leader serves running tasks as running until
+    /// reconciliation answers.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+}
+
+/// A persisted app: the definition as given, and its version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppRecord {
+    pub definition: Map<String, Value>,
+    pub version: String,
+}
+
+/// The znode paths of one Marathon cluster.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: String,
+}
+
+fn op(operation: &'static str, path: &str) -> impl FnOnce(ZkClientError) -> ZkError {
+    let path = path.to_owned();
+    move |source| ZkError::Operation { operation, path, source }
+}
+
+/// `/shop/cart` → `shop%2Fcart`: znode names cannot hold `/`, and app ids cannot hold `%`.
+fn encode(id: &str) -> String {
+    id.trim_start_matches('/').replace('/', "%2F")
+}
+
+impl Store {
+    pub fn new(root: &str) -> Store {
+        Store {
+            root: root.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Where the leader election lives.
+    pub fn leader_dir(&self) -> String {
+        format!("{}/leader", self.root)
+    }
+
+    fn apps(&self) -> String {
+        format!("{}/state/apps", self.root)
+    }
+
+    fn tasks(&self) -> String {
+        format!("{}/state/tasks", self.root)
+    }
+
+    fn framework_id_path(&self) -> String {
+        format!("{}/state/framework-id", self.root)
+    }
+
+    /// Creates the folders. Fails on ZooKeeper errors.
+    pub async fn init(&self, zk: &Client) -> Result<(), ZkError> {
+        ensure_path(zk, &self.apps()).await?;
+        ensure_path(zk, &self.tasks()).await?;
+        ensure_path(zk, &self.leader_dir()).await
+    }
+
+    async fn put(&self, zk: &Client, path: &str, data: &[u8]) -> Result<(), ZkError> {
+        match zk.set_data(path, data, None).await {
+            Ok(_) => Ok(()),
+            Err(ZkClientError::NoNode) => {
+                let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
+                zk.create(path, data, &options).await.map(|_| ()).map_err(op("create", path))
+            }
+            Err(e) => Err(op("write", path)(e)),
+        }
+    }
+
+    async fn remove(&self, zk: &Client, path: &str) -> Result<(), ZkError> {
+        match zk.delete(path, None).await {
+            Ok(()) | Err(ZkClientError::NoNode) => Ok(()),
+            Err(e) => Err(op("delete", path)(e)),
+        }
+    }
+
+    async fn load_all<T: for<'de> Deserialize<'de>>(&self, zk: &Client, dir: &str) -> Result<Vec<T>, ZkError> {
+        let names = zk.list_children(dir).await.map_err(op("list", dir))?;
+        let mut out = Vec::new();
+        for name in names {
+            let path = format!("{dir}/{name}");
+            match zk.get_data(&path).await {
+                Ok((data, _)) => match serde_json::from_slice(&data) {
+                    Ok(item) => out.push(item),
+                    Err(e) => tracing::warn!(%path, error = %e, "skipping an unreadable record"),
+                },
+                Err(ZkClientError::NoNode) => {}
+                Err(e) => return Err(op("read", &path)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn save_app(&self, zk: &Client, app: &AppRecord) -> Result<(), ZkError> {
+        let id = app.definition.get("id").and_then(Value::as_str).unwrap_or_default();
+        let path = format!("{}/{}", self.apps(), encode(id));
+        self.put(zk, &path, &serde_json::to_vec(app).expect("serializes")).await
+    }
+
+    pub async fn delete_app(&self, zk: &Client, id: &str) -> Result<(), ZkError> {
+        self.remove(zk, &format!("{}/{}", self.apps(), encode(id))).await
+    }
+
+    pub async fn load_apps(&self, zk: &Client) -> Result<Vec<AppRecord>, ZkError> {
+        self.load_all(zk, &self.apps()).await
+    }
+
+    pub async fn save_task(&self, zk: &Client, task: &TaskRecord) -> Result<(), ZkError> {
+        let path = format!("{}/{}", self.tasks(), task.id);
+        self.put(zk, &path, &serde_json::to_vec(task).expect("serializes")).await
+    }
+
+    pub async fn delete_task(&self, zk: &Client, id: &str) -> Result<(), ZkError> {
+        self.remove(zk, &format!("{}/{id}", self.tasks())).await
+    }
+
+    pub async fn load_tasks(&self, zk: &Client) -> Result<Vec<TaskRecord>, ZkError> {
+        self.load_all(zk, &self.tasks()).await
+    }
+
+    pub async fn save_framework_id(&self, zk: &Client, id: &str) -> Result<(), ZkError> {
+        self.put(zk, &self.framework_id_path(), id.as_bytes()).await
+    }
+
+    pub async fn load_framework_id(&self, zk: &Client) -> Result<Option<String>, ZkError> {
+        let path = self.framework_id_path();
+        match zk.get_data(&path).await {
+            Ok((data, _)) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
+            Err(ZkClientError::NoNode) => Ok(None),
+            Err(e) => Err(op("read", &path)(e)),
+        }
+    }
+}
