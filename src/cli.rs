@@ -60,6 +60,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print shell completions: `paas completions bash > /etc/bash_completion.d/paas`.
     Completions(CompletionsArgs),
+    /// The cluster in local Docker containers: up, status, scale, down, logs, images.
+    Sim(crate::commands::sim::SimArgs),
+    /// Marathon apps: deploy, scale, list, rm (any Marathon).
+    App(crate::commands::app::AppArgs),
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod context;
 mod output;
-#[allow(dead_code)] // used by the backends' apply commands
 mod progress;
 
 use std::process::ExitCode;
@@ -47,6 +46,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate => commands::validate::run(&cli.global),
         Command::Plan(args) => commands::plan::run(&cli.global, args).await,
         Command::Completions(args) => commands::completions::run(args),
+        Command::Sim(args) => commands::sim::run(&cli.global, args).await,
+        Command::App(args) => commands::app::run(&cli.global, args).await,
     }
 }
 

@@ -68,8 +68,17 @@ pub struct ScaleArgs {
     pub count: u32,
 }
 
-/// Runs one `paas aws` command.
+/// Runs one `paas aws` command. Asking for more zones than the region has is bad input.
 pub async fn run(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
+    run_command(global, args)
+        .await
+        .map_err(|err| match err.downcast_ref::<paas_aws::DeploymentError>() {
+            Some(paas_aws::DeploymentError::Placement { .. }) => BadInput(format!("{err:#}")).into(),
+            _ => err,
+        })
+}
+
+async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
     let mut ctx = Context::load(global)?;
     if let Some(azs) = args.azs {
         if azs == 0 {

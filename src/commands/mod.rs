@@ -1,6 +1,8 @@
 //! One module per command.
 
+pub mod app;
 pub mod completions;
 pub mod init;
 pub mod plan;
+pub mod sim;
 pub mod validate;
