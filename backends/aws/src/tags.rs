@@ -131,3 +131,43 @@ pub fn observed<'a>(
 pub fn ec2_pairs(tags: &[aws_sdk_ec2::types::Tag]) -> impl Iterator<Item = (&str, &str)> {
     tags.iter().filter_map(|t| Some((t.key()?, t.value()?)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paas_core::resource::{ResourceKind, ResourceSpec};
+
+    fn subnet() -> Resource {
+        Resource {
+            id: ResourceId::new(ResourceKind::Subnet, "front-a"),
+            depends_on: vec![],
+            spec: ResourceSpec::Subnet {
+                az: "eu-west-1a".into(),
+                tier: paas_core::topology::Tier::Front,
+                cidr: "10.20.0.0/20".parse().unwrap(),
+            },
+        }
+    }
+
+    #[test]
+    fn marks_read_back_as_the_resource_of_their_cluster_only() {
+        let marks = Marks::new("demo", &subnet(), "front", Some("eu-west-1a"), true);
+        let pairs = || marks.0.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let o = observed("demo", pairs(), "subnet-1", BTreeMap::new()).unwrap();
+        assert_eq!(o.id, subnet().id);
+        assert_eq!(o.fingerprint, subnet().fingerprint());
+        assert!(observed("other", pairs(), "subnet-1", BTreeMap::new()).is_none());
+        let names: Vec<_> = marks.0.iter().map(|(k, _)| k.as_str()).collect();
+        for key in [CLUSTER, ROLE, AZ, RESOURCE, FINGERPRINT_REPLACE, FINGERPRINT_UPDATE, NAME] {
+            assert!(names.contains(&key), "{key}");
+        }
+    }
+
+    #[test]
+    fn an_unfinished_resource_reads_back_as_pending_so_the_next_plan_updates_it() {
+        let marks = Marks::new("demo", &subnet(), "front", None, false);
+        let o = observed("demo", marks.0.iter().map(|(k, v)| (k.as_str(), v.as_str())), "x", BTreeMap::new()).unwrap();
+        assert_eq!(o.fingerprint.update, PENDING);
+        assert_eq!(o.fingerprint.replace, subnet().fingerprint().replace);
+    }
+}
