@@ -62,6 +62,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// The cluster in local Docker containers: up, status, scale, down, logs, images.
     Sim(crate::commands::sim::SimArgs),
+    /// The cluster on AWS across availability zones: plan, up, status, scale, down, refresh.
+    Aws(crate::commands::aws::AwsArgs),
     /// Marathon apps: deploy, scale, list, rm (any Marathon).
     App(crate::commands::app::AppArgs),
 }

@@ -48,6 +48,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions(args) => commands::completions::run(args),
         Command::Sim(args) => commands::sim::run(&cli.global, args).await,
         Command::App(args) => commands::app::run(&cli.global, args).await,
+        Command::Aws(args) => commands::aws::run(&cli.global, args).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod app;
+pub mod aws;
 pub mod completions;
 pub mod init;
 pub mod plan;
