@@ -4,6 +4,7 @@
 mod api;
 mod failover;
 mod health;
+mod restart;
 
 use std::time::Duration;
 
