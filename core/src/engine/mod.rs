@@ -225,31 +225,14 @@ impl<'a> Engine<'a> {
                         }
                         self.store.save(&mut state)?;
                         if step.action == Action::Delete {
-                            on_event(Event::Finished {
-                                id: step.id.clone(),
-                                action: step.action,
-                                elapsed_ms: elapsed,
-                            });
-                            report.done.push((step.id.clone(), step.action));
+                            finished(step, elapsed, &mut report, on_event);
                         }
                     }
-                    Err(source) => {
-                        on_event(Event::Failed {
-                            id: step.id.clone(),
-                            action: step.action,
-                            error: format!("{source:#}"),
-                        });
-                        failure.get_or_insert((step, source));
-                    }
+                    Err(source) => failed(step, source, &mut failure, on_event),
                 }
             }
-            if let Some((step, source)) = failure {
-                return Err(EngineError::Step {
-                    action: step.action.as_str(),
-                    id: step.id.clone(),
-                    done: report.done.len(),
-                    source,
-                });
+            if let Some(error) = step_error(failure, &report) {
+                return Err(error);
             }
         }
 
@@ -305,30 +288,13 @@ impl<'a> Engine<'a> {
                     pending.remove(&step.id);
                     state.resources.insert(step.id.clone(), observed);
                     self.store.save(&mut state)?;
-                    on_event(Event::Finished {
-                        id: step.id.clone(),
-                        action: step.action,
-                        elapsed_ms: elapsed,
-                    });
-                    report.done.push((step.id.clone(), step.action));
+                    finished(step, elapsed, &mut report, on_event);
                 }
-                Err(source) => {
-                    on_event(Event::Failed {
-                        id: step.id.clone(),
-                        action: step.action,
-                        error: format!("{source:#}"),
-                    });
-                    failure.get_or_insert((step, source));
-                }
+                Err(source) => failed(step, source, &mut failure, on_event),
             }
         }
-        if let Some((step, source)) = failure {
-            return Err(EngineError::Step {
-                action: step.action.as_str(),
-                id: step.id.clone(),
-                done: report.done.len(),
-                source,
-            });
+        if let Some(error) = step_error(failure, &report) {
+            return Err(error);
         }
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
@@ -397,4 +363,34 @@ impl<'a> Engine<'a> {
             }
         }
     }
+}
+
+/// Records a finished step: shown, and counted in the report.
+fn finished(step: &Step, elapsed_ms: u64, report: &mut ApplyReport, on_event: &(dyn Fn(Event) + Sync)) {
+    on_event(Event::Finished {
+        id: step.id.clone(),
+        action: step.action,
+        elapsed_ms,
+    });
+    report.done.push((step.id.clone(), step.action));
+}
+
+/// Records a failed step; the first failure is the one reported once in-flight steps end.
+fn failed<'s>(step: &'s Step, source: BackendError, failure: &mut Option<(&'s Step, BackendError)>, on_event: &(dyn Fn(Event) + Sync)) {
+    on_event(Event::Failed {
+        id: step.id.clone(),
+        action: step.action,
+        error: format!("{source:#}"),
+    });
+    failure.get_or_insert((step, source));
+}
+
+/// The error of the first failed step of a phase, if any.
+fn step_error(failure: Option<(&Step, BackendError)>, report: &ApplyReport) -> Option<EngineError> {
+    failure.map(|(step, source)| EngineError::Step {
+        action: step.action.as_str(),
+        id: step.id.clone(),
+        done: report.done.len(),
+        source,
+    })
 }
