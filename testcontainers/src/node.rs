@@ -96,34 +96,6 @@ impl ZooKeeper {
     }
 }
 
-impl Image for ZooKeeper {
-    fn name(&self) -> &str {
-        &self.image.name
-    }
-    fn tag(&self) -> &str {
-        &self.image.tag
-    }
-    fn ready_conditions(&self) -> Vec<WaitFor> {
-        vec![WaitFor::message_on_either_std("binding to port")]
-    }
-    fn entrypoint(&self) -> Option<&str> {
-        Some(ENTRYPOINT)
-    }
-    fn env_vars(&self) -> impl IntoIterator<Item = (impl Into<Cow<'_, str>>, impl Into<Cow<'_, str>>)> {
-        // Plain log lines, so ready conditions match whatever the terminal.
-        [("NO_COLOR", "1")]
-    }
-    fn cmd(&self) -> impl IntoIterator<Item = impl Into<Cow<'_, str>>> {
-        CMD
-    }
-    fn copy_to_sources(&self) -> impl IntoIterator<Item = &CopyToContainer> {
-        &self.config
-    }
-    fn expose_ports(&self) -> &[ContainerPort] {
-        &[ContainerPort::Tcp(ports::ZOOKEEPER)]
-    }
-}
-
 /// A master machine: ZooKeeper, the Mesos master (5050) and Marathon (8080), a cluster of one
 /// master. Ready once Marathon is elected leader; ZooKeeper's JVM takes a while to start, so
 /// give it a startup timeout of a few minutes on a loaded machine
@@ -184,37 +156,39 @@ impl Master {
     }
 }
 
-impl Image for Master {
-    fn name(&self) -> &str {
-        &self.image.name
-    }
-    fn tag(&self) -> &str {
-        &self.image.tag
-    }
-    fn ready_conditions(&self) -> Vec<WaitFor> {
-        vec![
-            WaitFor::message_on_either_std("binding to port"),
-            WaitFor::message_on_either_std("elected leader"),
-        ]
-    }
-    fn entrypoint(&self) -> Option<&str> {
-        Some(ENTRYPOINT)
-    }
-    fn env_vars(&self) -> impl IntoIterator<Item = (impl Into<Cow<'_, str>>, impl Into<Cow<'_, str>>)> {
-        // Plain log lines, so ready conditions match whatever the terminal.
-        [("NO_COLOR", "1")]
-    }
-    fn cmd(&self) -> impl IntoIterator<Item = impl Into<Cow<'_, str>>> {
-        CMD
-    }
-    fn copy_to_sources(&self) -> impl IntoIterator<Item = &CopyToContainer> {
-        &self.config
-    }
-    fn expose_ports(&self) -> &[ContainerPort] {
-        &[
-            ContainerPort::Tcp(ports::ZOOKEEPER),
-            ContainerPort::Tcp(ports::MESOS_MASTER),
-            ContainerPort::Tcp(ports::MARATHON),
-        ]
-    }
+/// The `Image` of a module: the node image, `paas-node supervise` on the module's
+/// configuration, its ports, and the log lines that mean ready, in order.
+macro_rules! node_module {
+    ($module:ident, ports: [$($port:expr),*], ready: [$($line:expr),*]) => {
+        impl Image for $module {
+            fn name(&self) -> &str {
+                &self.image.name
+            }
+            fn tag(&self) -> &str {
+                &self.image.tag
+            }
+            fn ready_conditions(&self) -> Vec<WaitFor> {
+                vec![$(WaitFor::message_on_either_std($line)),*]
+            }
+            fn entrypoint(&self) -> Option<&str> {
+                Some(ENTRYPOINT)
+            }
+            fn env_vars(&self) -> impl IntoIterator<Item = (impl Into<Cow<'_, str>>, impl Into<Cow<'_, str>>)> {
+                // Plain log lines, so ready conditions match whatever the terminal.
+                [("NO_COLOR", "1")]
+            }
+            fn cmd(&self) -> impl IntoIterator<Item = impl Into<Cow<'_, str>>> {
+                CMD
+            }
+            fn copy_to_sources(&self) -> impl IntoIterator<Item = &CopyToContainer> {
+                &self.config
+            }
+            fn expose_ports(&self) -> &[ContainerPort] {
+                &[$(ContainerPort::Tcp($port)),*]
+            }
+        }
+    };
 }
+
+node_module!(ZooKeeper, ports: [ports::ZOOKEEPER], ready: ["binding to port"]);
+node_module!(Master, ports: [ports::ZOOKEEPER, ports::MESOS_MASTER, ports::MARATHON], ready: ["binding to port", "elected leader"]);
