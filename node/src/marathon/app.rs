@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn every_reference_app_example_is_accepted() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/marathon-api/v2/examples");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/marathon/testdata");
         for name in ["app.json", "apps_create.json", "app-check-http-example.json", "app_list.json"] {
             let text = std::fs::read_to_string(format!("{dir}/{name}")).unwrap();
             let value: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -404,7 +404,7 @@ mod tests {
         }
         let seed = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/seed/marathon_www.json"
+            "/src/marathon/testdata/seed_marathon_www.json"
         ))
         .unwrap();
         let spec = check_json(&seed).unwrap();
