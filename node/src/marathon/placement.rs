@@ -127,14 +127,18 @@ pub fn place(app: &AppSpec, wanted: u32, offers: &mut [OfferView], placed: &[Pla
         known.insert(c.field.as_str(), values);
     }
     while (launches.len() as u32) < wanted {
-        let choice = (0..offers.len()).find(|&i| {
-            let o = &offers[i];
-            o.cpus + 1e-9 >= app.cpus
-                && o.mem + 1e-9 >= app.mem
-                && o.disk + 1e-9 >= app.disk
-                && app.constraints.iter().all(|c| allowed(c, o, &placed, &known[c.field.as_str()]))
-                && take_ports(&mut o.ports.clone(), &app.ports, app.require_ports).is_some()
-        });
+        // Among the offers that fit, the agent with the fewest of the app's tasks: spreading
+        // the instances means losing one agent costs as few of them as possible.
+        let choice = (0..offers.len())
+            .filter(|&i| {
+                let o = &offers[i];
+                o.cpus + 1e-9 >= app.cpus
+                    && o.mem + 1e-9 >= app.mem
+                    && o.disk + 1e-9 >= app.disk
+                    && app.constraints.iter().all(|c| allowed(c, o, &placed, &known[c.field.as_str()]))
+                    && take_ports(&mut o.ports.clone(), &app.ports, app.require_ports).is_some()
+            })
+            .min_by_key(|&i| placed.iter().filter(|p| p.hostname == offers[i].hostname).count());
         let Some(i) = choice else { break };
         let offer = &mut offers[i];
         let ports = take_ports(&mut offer.ports, &app.ports, app.require_ports).expect("checked above");
@@ -190,6 +194,28 @@ mod tests {
         let mut offers = vec![offer("h1", "a", 4.0), offer("h2", "a", 4.0)];
         let launches = place(&app(r#"[["hostname","UNIQUE"]]"#, 0.1, 1), 5, &mut offers, &[]);
         assert_eq!(launches.len(), 2);
+    }
+
+    #[test]
+    fn instances_spread_over_the_agents_of_a_zone_before_doubling_up() {
+        let mut offers = vec![
+            offer("h1", "a", 4.0),
+            offer("h2", "a", 4.0),
+            offer("h3", "b", 4.0),
+            offer("h4", "b", 4.0),
+            offer("h5", "c", 4.0),
+        ];
+        let launches = place(&app(r#"[["zone","GROUP_BY"]]"#, 0.1, 1), 5, &mut offers, &[]);
+        let mut hosts: Vec<usize> = launches.iter().map(|l| l.offer).collect();
+        hosts.sort();
+        assert_eq!(hosts, [0, 1, 2, 3, 4], "one instance per agent");
+        let placed = [Placed {
+            hostname: "h1".into(),
+            attributes: [("zone".to_string(), "a".to_string())].into(),
+        }];
+        let mut offers = vec![offer("h1", "a", 4.0), offer("h2", "a", 4.0)];
+        let launches = place(&app("[]", 0.1, 1), 1, &mut offers, &placed);
+        assert_eq!(launches[0].offer, 1, "the agent without an instance comes first");
     }
 
     #[test]
