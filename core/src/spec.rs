@@ -34,6 +34,7 @@ pub struct ClusterSpec {
     pub allow_public_admin: bool,
     pub nodes: NodeCounts,
     pub agent: AgentResources,
+    pub mesos: MesosSettings,
     /// Marathon app definitions (JSON files, relative to the spec file) deployed once the cluster
     /// is up. Absent: the built-in `www` hello app. Empty: no apps.
     pub apps: Option<Vec<PathBuf>>,
@@ -66,6 +67,25 @@ pub struct AgentResources {
     pub disk: u64,
     /// Host ports handed to tasks, `"31000-32000"`.
     pub ports: String,
+}
+
+/// How the Mesos masters judge agents (Mesos' own flags and defaults). An agent that stops
+/// answering has its tasks declared lost after `agent_ping_timeout_secs` ×
+/// `max_agent_ping_timeouts`: this bounds how fast apps recover from a lost slave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MesosSettings {
+    pub agent_ping_timeout_secs: u32,
+    pub max_agent_ping_timeouts: u32,
+}
+
+impl Default for MesosSettings {
+    fn default() -> Self {
+        MesosSettings {
+            agent_ping_timeout_secs: 15,
+            max_agent_ping_timeouts: 5,
+        }
+    }
 }
 
 /// Settings only the local Docker simulation reads.
@@ -147,6 +167,7 @@ impl Default for ClusterSpec {
             allow_public_admin: false,
             nodes: NodeCounts::default(),
             agent: AgentResources::default(),
+            mesos: MesosSettings::default(),
             apps: None,
             sim: SimSpec::default(),
             aws: AwsSpec::default(),

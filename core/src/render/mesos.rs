@@ -5,7 +5,7 @@ use crate::spec::ClusterSpec;
 use crate::topology::{Node, Topology};
 
 /// Flags of `mesos-master` on a master node.
-pub fn master_flags(topology: &Topology, node: &Node) -> Vec<String> {
+pub fn master_flags(spec: &ClusterSpec, topology: &Topology, node: &Node) -> Vec<String> {
     vec![
         format!("--zk={}", topology.zk_url("mesos")),
         format!("--quorum={}", topology.quorum),
@@ -14,6 +14,8 @@ pub fn master_flags(topology: &Topology, node: &Node) -> Vec<String> {
         format!("--ip={}", node.address),
         format!("--port={}", ports::MESOS_MASTER),
         format!("--work_dir={}/master", paths::MESOS_WORK),
+        format!("--agent_ping_timeout={}secs", spec.mesos.agent_ping_timeout_secs),
+        format!("--max_agent_ping_timeouts={}", spec.mesos.max_agent_ping_timeouts),
     ]
 }
 

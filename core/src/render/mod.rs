@@ -83,7 +83,7 @@ pub fn node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_s
             ],
             programs: vec![
                 Program::new("zookeeper", vec![paths::ZOO_CFG.into()]),
-                Program::new("mesos-master", mesos::master_flags(topology, node)),
+                Program::new("mesos-master", mesos::master_flags(spec, topology, node)),
                 Program::new("marathon", mesos::marathon_flags(topology, node)),
             ],
         },

@@ -330,6 +330,22 @@ impl ClusterSpec {
     }
 
     fn check_agent(&self, errors: &mut Vec<SpecError>) {
+        if !(1..=3600).contains(&self.mesos.agent_ping_timeout_secs) {
+            errors.push(SpecError::invalid(
+                "mesos.agent_ping_timeout_secs",
+                self.mesos.agent_ping_timeout_secs,
+                "must be between 1 and 3600 seconds",
+                "use Mesos' default, 15",
+            ));
+        }
+        if !(1..=100).contains(&self.mesos.max_agent_ping_timeouts) {
+            errors.push(SpecError::invalid(
+                "mesos.max_agent_ping_timeouts",
+                self.mesos.max_agent_ping_timeouts,
+                "must be between 1 and 100",
+                "use Mesos' default, 5",
+            ));
+        }
         if !(self.agent.cpus > 0.0 && self.agent.cpus.is_finite()) {
             errors.push(SpecError::invalid(
                 "agent.cpus",
