@@ -3,5 +3,6 @@
 pub mod lb_sync;
 pub mod marathon;
 pub mod mesos;
+pub mod netdelay;
 pub mod supervise;
 pub mod zk;

@@ -25,13 +25,14 @@ enum Program {
     Marathon(paas_node::marathon::Args),
     /// A sim node's init: writes its files, runs and restarts its programs, forwards signals.
     Supervise(paas_node::supervise::Args),
+    /// Delays the packets of an NFQUEUE in userspace (this kernel has no `tc netem`), for chaos `delay` faults.
+    Netdelay(paas_node::netdelay::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -44,6 +45,7 @@ fn main() -> anyhow::Result<()> {
             Program::Marathon(args) => paas_node::marathon::run(args).await,
             Program::MesosAgent(args) => paas_node::mesos::agent::run(args).await,
             Program::Supervise(args) => paas_node::supervise::run(args).await,
+            Program::Netdelay(args) => Ok(paas_node::netdelay::run(args).await?),
         }
     })
 }
