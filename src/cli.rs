@@ -66,6 +66,8 @@ pub enum Command {
     Aws(crate::commands::aws::AwsArgs),
     /// Marathon apps: deploy, scale, list, rm (any Marathon).
     App(crate::commands::app::AppArgs),
+    /// Rehearse failures on the sim cluster and measure availability and recovery.
+    Chaos(crate::commands::chaos::ChaosArgs),
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(args) => commands::sim::run(&cli.global, args).await,
         Command::App(args) => commands::app::run(&cli.global, args).await,
         Command::Aws(args) => commands::aws::run(&cli.global, args).await,
+        Command::Chaos(args) => commands::chaos::run(&cli.global, args).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod aws;
+pub mod chaos;
 pub mod completions;
 pub mod init;
 pub mod plan;

@@ -261,6 +261,12 @@ impl DockerBackend {
 
     /// Runs a command in a running container and returns its exit code.
     async fn exec(&self, container: &str, id: &str, cmd: &[&str]) -> Result<i64, BackendError> {
+        Ok(self.exec_output(container, id, cmd).await?.0)
+    }
+
+    /// Runs a command in a running container: its exit code and its output (stdout and
+    /// stderr interleaved). `id` names the node in errors.
+    pub async fn exec_output(&self, container: &str, id: &str, cmd: &[&str]) -> Result<(i64, String), BackendError> {
         let exec = self
             .docker
             .create_exec(
@@ -274,13 +280,18 @@ impl DockerBackend {
             )
             .await
             .map_err(|e| map_err("exec", id, e))?;
+        let mut text = String::new();
         if let bollard::exec::StartExecResults::Attached { mut output, .. } =
             self.docker.start_exec(&exec.id, None).await.map_err(|e| map_err("exec", id, e))?
         {
-            while output.next().await.is_some() {}
+            while let Some(chunk) = output.next().await {
+                if let Ok(chunk) = chunk {
+                    text.push_str(&chunk.to_string());
+                }
+            }
         }
         let inspect = self.docker.inspect_exec(&exec.id).await.map_err(|e| map_err("exec", id, e))?;
-        Ok(inspect.exit_code.unwrap_or(-1))
+        Ok((inspect.exit_code.unwrap_or(-1), text))
     }
 
     async fn observed_container(&self, cluster: &str, provider_id: &str, id: &str) -> Result<Observed, BackendError> {

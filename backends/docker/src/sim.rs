@@ -204,24 +204,29 @@ impl Sim {
             })
             .collect();
         nodes.sort_by(|a, b| (&a.az, &a.role, &a.name).cmp(&(&b.az, &b.role, &b.name)));
-        let mut lb_routes = Vec::new();
-        for lb in self.topology.nodes_of(paas_core::Role::Lb) {
+        Ok(Status {
+            cluster: self.spec.name.clone(),
+            nodes,
+            lb_routes: self.lb_routes().await,
+            health: health::probe(&self.topology, self.spec.sim.http_port).await,
+            endpoints: Endpoints::of(&self.spec),
+        })
+    }
+
+    /// The routes each lb's nginx serves, as lb-sync last wrote them (none for an lb whose
+    /// file cannot be read).
+    pub async fn lb_routes(&self) -> Vec<LbRoutes> {
+        let lbs = self.topology.nodes_of(paas_core::Role::Lb).map(|lb| async move {
             let text = self
                 .read_node_file(&lb.name, paas_core::render::paths::NGINX_ROUTES)
                 .await
                 .unwrap_or_default();
-            lb_routes.push(LbRoutes {
+            LbRoutes {
                 lb: lb.name.clone(),
                 routes: parse_routes(&text),
-            });
-        }
-        Ok(Status {
-            cluster: self.spec.name.clone(),
-            nodes,
-            lb_routes,
-            health: health::probe(&self.topology, self.spec.sim.http_port).await,
-            endpoints: Endpoints::of(&self.spec),
-        })
+            }
+        });
+        futures::future::join_all(lbs).await
     }
 
     /// Removes every container and network of the cluster (found by label); safe to re-run.
