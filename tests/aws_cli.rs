@@ -37,7 +37,13 @@ fn paas(moto: &Moto, dir: &Path, args: &[&str]) -> Output {
     let spec = dir.join("paas.toml");
     Command::new(env!("CARGO_BIN_EXE_paas"))
         .current_dir(dir)
-        .args(["--spec", spec.to_str().unwrap(), "--state-dir", dir.join(".paas").to_str().unwrap(), "aws"])
+        .args([
+            "--spec",
+            spec.to_str().unwrap(),
+            "--state-dir",
+            dir.join(".paas").to_str().unwrap(),
+            "aws",
+        ])
         .args(args)
         .args(["--endpoint-url", &format!("http://127.0.0.1:{}", moto.1), "--region", "eu-west-1"])
         .env_clear()

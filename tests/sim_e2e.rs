@@ -26,7 +26,11 @@ fn free_port() -> u16 {
 fn paas_node_binary() -> PathBuf {
     let paas = PathBuf::from(env!("CARGO_BIN_EXE_paas"));
     let node = paas.with_file_name("paas-node");
-    assert!(node.is_file(), "{} is missing: run `cargo build -p paas-node` first", node.display());
+    assert!(
+        node.is_file(),
+        "{} is missing: run `cargo build -p paas-node` first",
+        node.display()
+    );
     node
 }
 
@@ -40,7 +44,12 @@ impl Cluster {
             format!("name = \"{name}\"\nvpc_cidr = \"10.21.0.0/16\"\n[sim]\nhttp_port = {http_port}\nadmin_port = {admin_port}\n"),
         )
         .unwrap();
-        Cluster { dir, name, http_port, admin_port }
+        Cluster {
+            dir,
+            name,
+            http_port,
+            admin_port,
+        }
     }
 
     /// Runs `paas <args>` in the cluster's folder; panics with its output when it fails.
@@ -80,14 +89,25 @@ impl Cluster {
     }
 
     fn marathon_leader(&self) -> Option<String> {
-        let (status, body) = http_get(&format!("127.0.0.1:{}", self.admin_port), "marathon.admin.paas.localhost", "/v2/leader")?;
+        let (status, body) = http_get(
+            &format!("127.0.0.1:{}", self.admin_port),
+            "marathon.admin.paas.localhost",
+            "/v2/leader",
+        )?;
         let value: serde_json::Value = (status == 200).then(|| serde_json::from_str(&body).ok()).flatten()?;
         value["leader"].as_str().map(str::to_string)
     }
 
     fn containers(&self) -> Vec<String> {
         let out = Command::new("docker")
-            .args(["ps", "-a", "--filter", &format!("label=paas.cluster={}", self.name), "--format", "{{.Names}}"])
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=paas.cluster={}", self.name),
+                "--format",
+                "{{.Names}}",
+            ])
             .output()
             .expect("docker ps");
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
@@ -95,7 +115,14 @@ impl Cluster {
 
     fn networks(&self) -> Vec<String> {
         let out = Command::new("docker")
-            .args(["network", "ls", "--filter", &format!("label=paas.cluster={}", self.name), "--format", "{{.Name}}"])
+            .args([
+                "network",
+                "ls",
+                "--filter",
+                &format!("label=paas.cluster={}", self.name),
+                "--format",
+                "{{.Name}}",
+            ])
             .output()
             .expect("docker network ls");
         String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
@@ -141,7 +168,9 @@ fn the_default_cluster_serves_scales_survives_its_marathon_leader_and_goes_away(
     assert_eq!(up["changed"], true);
 
     // www answers through the elb, from several tasks.
-    let backends = eventually(Duration::from_secs(60), "www from 3 tasks", || Some(cluster.www_backends(30)).filter(|b| b.len() == 3));
+    let backends = eventually(Duration::from_secs(60), "www from 3 tasks", || {
+        Some(cluster.www_backends(30)).filter(|b| b.len() == 3)
+    });
     assert!(backends.iter().all(|b| b.starts_with("www ")), "{backends:?}");
 
     // Re-running up changes nothing.
@@ -150,7 +179,9 @@ fn the_default_cluster_serves_scales_survives_its_marathon_leader_and_goes_away(
 
     // Scaling the app: 5 backends behind the lbs.
     cluster.paas(&["app", "scale", "www", "5"]);
-    eventually(Duration::from_secs(90), "www from 5 tasks", || Some(cluster.www_backends(50)).filter(|b| b.len() == 5));
+    eventually(Duration::from_secs(90), "www from 5 tasks", || {
+        Some(cluster.www_backends(50)).filter(|b| b.len() == 5)
+    });
 
     // Scaling the cluster: 5 → 7 → 5 agents, all registered, www served throughout.
     cluster.paas(&["sim", "scale", "slaves", "7"]);
@@ -178,15 +209,25 @@ fn the_default_cluster_serves_scales_survives_its_marathon_leader_and_goes_away(
         .as_str()
         .unwrap()
         .to_string();
-    let killed = Command::new("docker").args(["kill", &format!("{}-{node}", cluster.name)]).status().unwrap();
+    let killed = Command::new("docker")
+        .args(["kill", &format!("{}-{node}", cluster.name)])
+        .status()
+        .unwrap();
     assert!(killed.success());
     for _ in 0..10 {
-        assert!(cluster.get("www").is_some_and(|(s, _)| s == 200), "www failed right after the Marathon leader was lost");
+        assert!(
+            cluster.get("www").is_some_and(|(s, _)| s == 200),
+            "www failed right after the Marathon leader was lost"
+        );
     }
-    let new_leader = eventually(Duration::from_secs(60), "a new Marathon leader", || cluster.marathon_leader().filter(|l| *l != leader));
+    let new_leader = eventually(Duration::from_secs(60), "a new Marathon leader", || {
+        cluster.marathon_leader().filter(|l| *l != leader)
+    });
     assert_ne!(new_leader, leader);
     cluster.paas(&["app", "scale", "www", "3"]);
-    eventually(Duration::from_secs(90), "www at 3 tasks under the new leader", || Some(cluster.www_backends(30)).filter(|b| b.len() == 3));
+    eventually(Duration::from_secs(90), "www at 3 tasks under the new leader", || {
+        Some(cluster.www_backends(30)).filter(|b| b.len() == 3)
+    });
 
     // Down removes everything of the cluster, and is safe to re-run.
     cluster.paas(&["sim", "down"]);

@@ -3,5 +3,5 @@
 mod lb_sync;
 mod marathon;
 mod mesos;
-mod support;
 mod supervise;
+mod support;

@@ -94,9 +94,11 @@ async fn sim_cluster_fixture_serves_www_and_leaves_nothing() {
     loop {
         let answer = http.get(cluster.elb()).header("Host", "www.paas.localhost").send().await;
         if let Ok(r) = answer
-            && r.status() == 200 && r.text().await.unwrap().starts_with("www ") {
-                break;
-            }
+            && r.status() == 200
+            && r.text().await.unwrap().starts_with("www ")
+        {
+            break;
+        }
         assert!(Instant::now() < deadline, "www not served through the elb within 90 s");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

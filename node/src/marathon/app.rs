@@ -402,11 +402,7 @@ mod tests {
                 assert!(spec.id.starts_with('/'), "{name}");
             }
         }
-        let seed = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/src/marathon/testdata/seed_marathon_www.json"
-        ))
-        .unwrap();
+        let seed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/marathon/testdata/seed_marathon_www.json")).unwrap();
         let spec = check_json(&seed).unwrap();
         assert!(!spec.uris.is_empty());
     }

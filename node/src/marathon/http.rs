@@ -512,9 +512,10 @@ async fn kill_tasks(shared: &Shared, uri: &Uri, id: &str, task_id: &str, q: &[(S
     };
     shared.wake.notify_one();
     if let Some(definition) = definition
-        && let Err(r) = commit(shared, uri, definition, false).await {
-            return r;
-        }
+        && let Err(r) = commit(shared, uri, definition, false).await
+    {
+        return r;
+    }
     if task_id.is_empty() {
         reply(
             StatusCode::OK,

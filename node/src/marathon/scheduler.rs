@@ -381,19 +381,20 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
         if terminal {
             world.tasks.remove(&id);
             if !task.killing
-                && let Some(app) = world.apps.get_mut(&task.app_id) {
-                    app.failures += 1;
-                    app.delayed_until = Some(Instant::now() + app.backoff());
-                    app.last_task_failure = Some(json!({
-                        "appId": task.app_id,
-                        "host": task.host,
-                        "message": status.message.clone().unwrap_or_default(),
-                        "state": state.as_str(),
-                        "taskId": task.id,
-                        "timestamp": timestamp(SystemTime::now()),
-                        "version": task.version,
-                    }));
-                }
+                && let Some(app) = world.apps.get_mut(&task.app_id)
+            {
+                app.failures += 1;
+                app.delayed_until = Some(Instant::now() + app.backoff());
+                app.last_task_failure = Some(json!({
+                    "appId": task.app_id,
+                    "host": task.host,
+                    "message": status.message.clone().unwrap_or_default(),
+                    "state": state.as_str(),
+                    "taskId": task.id,
+                    "timestamp": timestamp(SystemTime::now()),
+                    "version": task.version,
+                }));
+            }
         }
         (changed.then(|| record_of(&task)), terminal, state == TaskState::Unreachable, event)
     };
@@ -467,9 +468,10 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
                 && world
                     .tasks_of(&app.spec.id)
                     .any(|t| t.running_since.is_some_and(|s| now - s > STABLE_AFTER))
-                && let Some(a) = world.apps.get_mut(&app.spec.id) {
-                    a.failures = 0;
-                }
+                && let Some(a) = world.apps.get_mut(&app.spec.id)
+            {
+                a.failures = 0;
+            }
         }
         let ids: Vec<String> = world.apps.keys().cloned().collect();
         for id in ids {
