@@ -295,6 +295,6 @@ impl Platform for MemoryPlatform {
     }
 
     fn agent_resources(&self) -> Option<(f64, f64)> {
-        Some((self.agent_cpus, 1e9))
+        Some((self.agent_cpus, 4096.0))
     }
 }

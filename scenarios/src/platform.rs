@@ -110,14 +110,25 @@ impl ClusterView {
         }
     }
 
-    /// What still keeps the platform from its steady state: every app serving its instance
-    /// count with no task on `lost` addresses, and present with that many backends in the
-    /// config of every lb in `lbs`. Empty when recovered.
-    pub fn unrecovered(&self, lbs: &[String], lost: &[String]) -> Vec<String> {
-        let Some(apps) = &self.apps else {
-            return vec!["Marathon does not answer".into()];
-        };
+    /// What still keeps the platform from its steady state: a leader of ZooKeeper, Mesos and
+    /// Marathon that is not one of the `down` nodes; every app serving its instance count
+    /// with no task on `lost` addresses, and present with that many backends in the config
+    /// of every lb in `lbs`. Empty when recovered.
+    pub fn unrecovered(&self, lbs: &[String], lost: &[String], down: &[String]) -> Vec<String> {
         let mut missing = Vec::new();
+        for component in [Component::Zookeeper, Component::Mesos, Component::Marathon] {
+            match self.leader(component) {
+                None => missing.push(format!("no {} leader", component.as_str())),
+                Some(leader) if down.iter().any(|d| d == leader) => {
+                    missing.push(format!("the {} leader is still the lost {leader}", component.as_str()))
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(apps) = &self.apps else {
+            missing.push("Marathon does not answer".into());
+            return missing;
+        };
         if lbs.is_empty() {
             missing.push("no lb is left to route the apps".into());
         }

@@ -326,7 +326,7 @@ pub async fn run(session: &mut Session<'_>, platform: &dyn Platform, scenario: &
             }
             Step::AssertRecovered(within) => {
                 let name = format!("step {}: recovered within {within:?}", index + 1);
-                match session.wait_recovered(&[], &[], *within).await? {
+                match session.wait_recovered(&[], &[], &[], *within).await? {
                     Ok(took) => session.add_check(Check::passed(&name, &format!("steady after {:.1}s", took.as_secs_f64()))),
                     Err(missing) => session.add_check(Check::failed(&name, &missing.join("; "))),
                 }

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::active::{self, ActiveStore, StoreError};
 use crate::fault::{Action, FaultPlan};
 use crate::journal::{self, Check, FaultResult, Journal, ViewPoint};
-use crate::platform::{ClusterView, Platform, PlatformError};
+use crate::platform::{ClusterView, NodeState, Platform, PlatformError};
 use crate::probe::{Probe, ProbeConfig};
 
 /// How a session probes and waits.
@@ -30,6 +30,9 @@ pub struct SessionConfig {
     pub recover_timeout: Duration,
     /// How often the platform is observed.
     pub observe_every: Duration,
+    /// How long a kill or stop without a duration keeps its nodes down at least, so the
+    /// probe measures the degraded platform even when it recovers at once.
+    pub hold: Duration,
     pub seed: u64,
 }
 
@@ -184,10 +187,29 @@ impl<'a> Session<'a> {
         &mut self,
         lost: &[String],
         lost_lbs: &[String],
+        down: &[String],
         timeout: Duration,
     ) -> Result<Result<Duration, Vec<String>>, SessionError> {
         let started = Instant::now();
-        let lbs: Vec<String> = self.lbs.iter().filter(|lb| !lost_lbs.contains(lb)).cloned().collect();
+        // An lb that is down (a kill left unhealed) cannot be expected to route.
+        let running: Vec<String> = self
+            .platform
+            .nodes()
+            .await
+            .map(|nodes| {
+                nodes
+                    .into_iter()
+                    .filter(|n| n.state == NodeState::Running)
+                    .map(|n| n.name)
+                    .collect()
+            })
+            .unwrap_or_else(|_| self.lbs.clone());
+        let lbs: Vec<String> = self
+            .lbs
+            .iter()
+            .filter(|lb| !lost_lbs.contains(lb) && running.contains(lb))
+            .cloned()
+            .collect();
         let mut latest = self.latest.clone();
         // Only views taken after the wait began count: an older one may predate the fault.
         latest.mark_unchanged();
@@ -202,7 +224,7 @@ impl<'a> Session<'a> {
             };
             let missing = {
                 let (_, view) = &*latest.borrow_and_update();
-                view.unrecovered(&lbs, lost)
+                view.unrecovered(&lbs, lost, down)
             };
             if missing.is_empty() {
                 return Ok(Ok(started.elapsed()));
@@ -222,7 +244,7 @@ impl<'a> Session<'a> {
 
     /// Checks the steady state before a fault.
     pub async fn expect_steady(&mut self, timeout: Duration) -> Result<(), SessionError> {
-        match self.wait_recovered(&[], &[], timeout).await? {
+        match self.wait_recovered(&[], &[], &[], timeout).await? {
             Ok(_) => {
                 self.checks.push(Check::passed(
                     "steady state before the faults",
@@ -255,19 +277,19 @@ impl<'a> Session<'a> {
             active::apply(&*self.platform, effect).await?;
             if plan.rolling {
                 self.event(effect.describe());
-                let lbs: Vec<String> = vec![effect.node.clone()];
+                let stopped: Vec<String> = vec![effect.node.clone()];
                 if matches!(
                     effect.action,
                     Action::Node {
                         op: paas_core::NodeOp::Start
                     }
                 ) {
-                    if let Err(missing) = self.wait_recovered(&[], &[], self.config.recover_timeout).await? {
+                    if let Err(missing) = self.wait_recovered(&[], &[], &[], self.config.recover_timeout).await? {
                         self.event(format!("not recovered after restarting {}: {}", effect.node, missing.join("; ")));
                     }
                 } else {
                     let lost = self.addresses_of(&effect.node).await;
-                    let _ = self.wait_recovered(&lost, &lbs, self.config.recover_timeout).await?;
+                    let _ = self.wait_recovered(&lost, &stopped, &stopped, self.config.recover_timeout).await?;
                 }
             }
         }
@@ -327,14 +349,15 @@ impl<'a> Session<'a> {
                 self.sleep(duration.saturating_sub(self.active[index].started.elapsed())).await?;
                 self.heal(index).await?;
                 let healed_at = self.now();
-                (self.wait_recovered(&[], &[], timeout).await?, Some(healed_at), true)
+                (self.wait_recovered(&[], &[], &[], timeout).await?, Some(healed_at), true)
             }
             None => {
-                let recovery = self.wait_recovered(&plan.lost_slaves, &plan.lost_lbs, timeout).await?;
+                let recovery = self
+                    .wait_recovered(&plan.lost_slaves, &plan.lost_lbs, &plan.targets, timeout)
+                    .await?;
                 (recovery, None, false)
             }
         };
-        let recovered_at = recovery.as_ref().ok().map(|_| self.now());
         match &recovery {
             Ok(took) => self.event(format!(
                 "recovered {:.1}s after the {}",
@@ -343,13 +366,18 @@ impl<'a> Session<'a> {
             )),
             Err(missing) => self.event(format!("not recovered within {timeout:?}: {}", missing.join("; "))),
         }
-        let end = recovered_at.unwrap_or_else(|| self.now()).max(heal_time.unwrap_or(0.0));
+        let held = self.active[index].started.elapsed();
+        if duration.is_none() && held < self.config.hold {
+            self.sleep(self.config.hold - held).await?;
+        }
+        // The measured window: from the fault to its recovery, heal or hold, whichever is last.
+        let end = self.now();
         let mut heal_time = heal_time;
         if heal && !self.active[index].healed {
             self.heal(index).await?;
             heal_time = Some(self.now());
             // The healed nodes rejoin: wait for every lb to route again before the next step.
-            if let Err(missing) = self.wait_recovered(&[], &[], timeout).await? {
+            if let Err(missing) = self.wait_recovered(&[], &[], &[], timeout).await? {
                 self.event(format!("not steady after the heal: {}", missing.join("; ")));
             }
         }
@@ -395,7 +423,7 @@ impl<'a> Session<'a> {
     pub async fn scale(&mut self, app: &str, instances: u32) -> Result<Result<Duration, Vec<String>>, SessionError> {
         self.platform.scale_app(app, instances).await?;
         self.event(format!("scaled {app} to {instances}"));
-        self.wait_recovered(&[], &[], self.config.recover_timeout).await
+        self.wait_recovered(&[], &[], &[], self.config.recover_timeout).await
     }
 
     /// Deploys an app and waits for it to serve. The probe keeps to the apps present when the
@@ -412,7 +440,7 @@ impl<'a> Session<'a> {
         .map(|id| id.as_str().to_string())
         .unwrap_or_default();
         self.event(format!("deployed {id}"));
-        self.wait_recovered(&[], &[], self.config.recover_timeout).await
+        self.wait_recovered(&[], &[], &[], self.config.recover_timeout).await
     }
 
     /// Stops the probe and the observer and assembles the journal.

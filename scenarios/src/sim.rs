@@ -173,7 +173,7 @@ impl Platform for SimPlatform {
                 percent / 100.0
             )),
             NetRule::Delay { ms, jitter_ms } => script.push_str(&format!(
-                "pkill -f 'paas-node netdelay' 2>/dev/null || true\n\
+                "pkill -f '^[^ ]*paas-node netdelay' 2>/dev/null || true\n\
                  setsid {binary} netdelay --queue {DELAY_QUEUE} --ms {ms} --jitter-ms {jitter_ms} >/var/log/paas/netdelay.log 2>&1 < /dev/null &\n\
                  sleep 0.3\n\
                  $IPT -w -A PAAS-CHAOS-OUT -d {cidr} -j NFQUEUE --queue-num {DELAY_QUEUE} --queue-bypass\n",
@@ -192,7 +192,7 @@ impl Platform for SimPlatform {
         }
         let script = "IPT=$(command -v iptables-legacy || command -v iptables)\n\
                       for c in PAAS-CHAOS-IN PAAS-CHAOS-OUT; do $IPT -w -F $c 2>/dev/null || true; done\n\
-                      pkill -f 'paas-node netdelay' 2>/dev/null || true\n\
+                      pkill -f '^[^ ]*paas-node netdelay' 2>/dev/null || true\n\
                       exit 0\n";
         self.shell(node, "clearing network faults", script).await.map(|_| ())
     }

@@ -202,6 +202,10 @@ pub struct RunArgs {
     /// Fail unless p99 latency during the fault stays at or below this, in ms.
     #[arg(long, value_name = "MS")]
     pub max_p99_ms: Option<f64>,
+    /// Keep killed or stopped nodes down at least this long, so the probe measures the
+    /// platform without them even when it recovers at once.
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub hold: Duration,
     /// Set an app's instances before the fault, e.g. `--scale www=5` (repeatable).
     #[arg(long, value_name = "APP=N")]
     pub scale: Vec<String>,
@@ -393,6 +397,7 @@ async fn execute(ctx: &Context, store: &ActiveStore, scenario: Scenario, run: Ru
         probe_timeout: Duration::from_secs(5),
         recover_timeout: scenario.recover_timeout.unwrap_or(run.recover_timeout),
         observe_every: Duration::from_secs(1),
+        hold: run.hold,
         seed,
     };
     let platform_dyn: Arc<dyn Platform> = platform.clone();
@@ -419,10 +424,14 @@ async fn execute(ctx: &Context, store: &ActiveStore, scenario: Scenario, run: Ru
     let (journal_path, report_path) = write_outputs(ctx, &journal)?;
     print_summary(ctx, &journal, &journal_path, &report_path)?;
     if !leftover.is_empty() {
-        anyhow::bail!("some faults could not be healed ({}); run `paas chaos heal`", leftover.join("; "));
+        eprintln!(
+            "error: some faults could not be healed ({}); run `paas chaos heal`",
+            leftover.join("; ")
+        );
     }
-    match outcome {
-        Err(SessionError::Interrupted) => anyhow::bail!("interrupted; every fault of this run was healed"),
+    let result = match outcome {
+        Err(SessionError::Interrupted) if leftover.is_empty() => Err(anyhow::anyhow!("interrupted; every fault of this run was healed")),
+        Err(SessionError::Interrupted) => Err(anyhow::anyhow!("interrupted")),
         Err(SessionError::NotSteady(missing)) => Err(BadInput(format!(
             "the cluster is not in its steady state, so a fault would measure nothing ({}); wait, or run `paas sim up`",
             missing.join("; ")
@@ -436,9 +445,13 @@ async fn execute(ctx: &Context, store: &ActiveStore, scenario: Scenario, run: Ru
                 .filter(|c| !c.passed)
                 .map(|c| format!("{}: {}", c.name, c.detail))
                 .collect();
-            anyhow::bail!("the steady-state hypothesis failed: {}", failed.join("; "))
+            Err(anyhow::anyhow!("the steady-state hypothesis failed: {}", failed.join("; ")))
         }
         Ok(()) => Ok(()),
+    };
+    match result {
+        Ok(()) if !leftover.is_empty() => anyhow::bail!("faults are left in force: run `paas chaos heal`"),
+        other => other,
     }
 }
 

@@ -71,6 +71,7 @@ fn config() -> SessionConfig {
         probe_timeout: Duration::from_secs(1),
         recover_timeout: Duration::from_secs(60),
         observe_every: Duration::from_secs(1),
+        hold: Duration::from_secs(5),
         seed: 0,
     }
 }
@@ -153,7 +154,7 @@ async fn assert_back_to_desired(platform: &MemoryPlatform, store: &ActiveStore) 
     let lbs: Vec<String> = nodes.iter().filter(|n| n.role == Some(Role::Lb)).map(|n| n.name.clone()).collect();
     let mut missing = Vec::new();
     for _ in 0..10 {
-        missing = platform.view().await.unrecovered(&lbs, &[]);
+        missing = platform.view().await.unrecovered(&lbs, &[], &[]);
         if missing.is_empty() {
             return;
         }
