@@ -55,6 +55,8 @@ struct Injected {
     plan: FaultPlan,
     started: Instant,
     healed: bool,
+    /// Left in force on purpose (`--no-heal`): recorded for `paas chaos heal`.
+    kept: bool,
 }
 
 pub struct Session<'a> {
@@ -270,6 +272,7 @@ impl<'a> Session<'a> {
             plan: plan.clone(),
             started: Instant::now(),
             healed: false,
+            kept: false,
         });
         let index = self.active.len() - 1;
         self.event(format!("{}: {}", plan.description, plan.targets.join(", ")));
@@ -325,10 +328,14 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Heals whatever this session still has in force (after an interruption or a failure).
+    /// Heals whatever this session still has in force (after an interruption or a failure),
+    /// except faults kept on purpose.
     pub async fn heal_remaining(&mut self) -> Vec<String> {
         let mut failures = Vec::new();
         for index in 0..self.active.len() {
+            if self.active[index].kept {
+                continue;
+            }
             if let Err(e) = self.heal(index).await {
                 failures.push(format!("{}: {e}", self.active[index].plan.description));
             }
@@ -373,6 +380,7 @@ impl<'a> Session<'a> {
         // The measured window: from the fault to its recovery, heal or hold, whichever is last.
         let end = self.now();
         let mut heal_time = heal_time;
+        self.active[index].kept = !heal && !self.active[index].healed;
         if heal && !self.active[index].healed {
             self.heal(index).await?;
             heal_time = Some(self.now());

@@ -522,7 +522,9 @@ fn write_outputs(ctx: &Context, journal: &Journal) -> anyhow::Result<(PathBuf, P
     let report_path = dir.join(format!("{stem}.svg"));
     write_file(&journal_path, &serde_json::to_string(journal)?)?;
     write_file(&report_path, &paas_scenarios::report::svg(journal))?;
-    Ok((journal_path, report_path))
+    // Absolute, so scripts can open them from anywhere.
+    let absolute = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+    Ok((absolute(journal_path), absolute(report_path)))
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {

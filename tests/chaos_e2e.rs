@@ -1,0 +1,150 @@
+//! End to end: `paas chaos` on a sim cluster whose masters declare a silent agent lost after
+//! 1 s × 3 missed pings. The seed's experiment (www at 5, kill 4 of 5 slaves), the Mesos
+//! leader killed, one lb killed and one AZ cut off, each with the probe's measurements and
+//! the platform's recovery checked from the JSON output; then a scenario file, a replayed
+//! seed, and a fault left in force that `paas chaos heal` undoes.
+//!
+//! Needs Docker and the sim images (`paas sim images`). Takes a few minutes.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{Cluster, eventually, status_json};
+
+fn chaos(cluster: &Cluster, args: &[&str]) -> Value {
+    let mut all = vec!["chaos"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--hold", "5s", "--recover-timeout", "120s", "--output", "json"]);
+    let out = cluster.paas(&all);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("chaos {args:?} printed no JSON ({e}):\n{out}"))
+}
+
+/// The only fault of a run, after checking the run passed and the platform recovered.
+fn recovered_fault(run: &Value) -> &Value {
+    assert_eq!(run["passed"], true, "{run:#}");
+    let faults = run["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 1, "{run:#}");
+    let fault = &faults[0];
+    assert!(fault["recovery_seconds"].as_f64().is_some(), "not recovered: {fault:#}");
+    assert!(fault["requests"].as_u64().unwrap() > 0, "the probe sent nothing: {fault:#}");
+    fault
+}
+
+fn node_states(cluster: &Cluster) -> Vec<(String, String)> {
+    status_json(cluster)["status"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["name"].as_str().unwrap().to_string(), n["state"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn chaos_faults_are_measured_recovered_from_and_healed() {
+    let cluster = Cluster::new(
+        "chaos",
+        "10.22.0.0/16",
+        "[mesos]\nagent_ping_timeout_secs = 1\nmax_agent_ping_timeouts = 3\n",
+    );
+    cluster.paas(&["sim", "up", "--output", "json"]);
+
+    // The seed's experiment: www at 5 instances, 4 of the 5 slaves killed. The survivor has
+    // room for all 5, so every instance comes back on it.
+    let run = chaos(&cluster, &["kill-slaves", "4", "--scale", "www=5", "--seed", "11"]);
+    let fault = recovered_fault(&run);
+    assert_eq!(fault["targets"].as_array().unwrap().len(), 4);
+    let lost = fault["tasks_lost"].as_u64().unwrap();
+    assert!(lost >= 1, "the killed slaves held instances: {fault:#}");
+    assert!(
+        fault["tasks_started"].as_u64().unwrap() >= lost,
+        "lost tasks were relaunched: {fault:#}"
+    );
+    assert!(fault["availability"].as_f64().unwrap() > 0.0, "{fault:#}");
+    let phases: Vec<&str> = fault["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases.len(), 4, "recovery split into its phases: {fault:#}");
+    // Healed: the killed slaves run again and rejoined.
+    assert!(node_states(&cluster).iter().all(|(_, state)| state == "running"));
+    eventually(Duration::from_secs(60), "5 agents registered after the heal", || {
+        (status_json(&cluster)["status"]["health"]["agents_registered"] == 5).then_some(())
+    });
+
+    // The Mesos leader lost: another master leads, apps keep their tasks.
+    let run = chaos(&cluster, &["kill-leader", "mesos"]);
+    let fault = recovered_fault(&run);
+    assert_eq!(fault["leader_changes"]["mesos"], 1, "{fault:#}");
+    assert_eq!(fault["tasks_lost"], 0, "a master's loss costs no task: {fault:#}");
+
+    // One lb lost: the elb routes around it.
+    let run = chaos(&cluster, &["kill-lbs", "1", "--min-availability", "99"]);
+    let fault = recovered_fault(&run);
+    assert!(fault["targets"][0].as_str().unwrap().starts_with("lb-"));
+
+    // One AZ cut off for 15 s: when healed, every app is back at its count in every lb.
+    let run = chaos(&cluster, &["partition-az", "sim-b", "--for", "15s"]);
+    let fault = recovered_fault(&run);
+    let targets: Vec<&str> = fault["targets"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(
+        targets.contains(&"master-2") && targets.iter().any(|t| t.starts_with("slave-")),
+        "{targets:?}"
+    );
+    assert_eq!(fault["recovery_from_heal"], true);
+
+    // A scenario file: the same steps and checks, in order.
+    std::fs::write(
+        cluster.dir.path().join("scenario.toml"),
+        "name = \"lose a slave, then an lb\"\n[steady-state]\nrecover-within = \"110s\"\n\
+         [[step]]\nfault = \"kill\"\nrole = \"slave\"\ncount = 1\n\
+         [[step]]\nwait = \"2s\"\n\
+         [[step]]\nfault = \"stop\"\nrole = \"lb\"\ncount = 1\nfor = \"5s\"\n\
+         [[step]]\nassert = \"recovered\"\nwithin = \"60s\"\n",
+    )
+    .unwrap();
+    let run: Value = serde_json::from_str(&cluster.paas(&["chaos", "run", "scenario.toml", "--hold", "3s", "-o", "json"])).unwrap();
+    assert_eq!(run["passed"], true, "{run:#}");
+    assert_eq!(run["faults"].as_array().unwrap().len(), 2, "{run:#}");
+    let checks: Vec<&str> = run["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(checks.iter().any(|c| c.starts_with("step 4: recovered")), "{checks:?}");
+    let journal: Value = serde_json::from_str(&std::fs::read_to_string(run["journal"].as_str().unwrap()).unwrap()).unwrap();
+    assert!(!journal["requests"].as_array().unwrap().is_empty());
+    assert!(!journal["seconds"].as_array().unwrap().is_empty());
+    let report = std::fs::read_to_string(run["report"].as_str().unwrap()).unwrap();
+    assert!(report.starts_with("<svg") && report.contains("lose a slave, then an lb"));
+
+    // A seed replays the same choice; a dry run changes nothing.
+    let before = node_states(&cluster);
+    let dry = |seed: &str| -> Value {
+        serde_json::from_str(&cluster.paas(&["chaos", "kill-slaves", "2", "--seed", seed, "--dry-run", "-o", "json"])).unwrap()
+    };
+    assert_eq!(dry("5")["plans"][0]["plan"]["targets"], dry("5")["plans"][0]["plan"]["targets"]);
+    assert_eq!(node_states(&cluster), before);
+
+    // A fault left in force is recorded, refuses a new run, and `heal` undoes it.
+    let run = chaos(&cluster, &["kill-lbs", "1", "--no-heal"]);
+    let killed = run["faults"][0]["targets"][0].as_str().unwrap().to_string();
+    let status: Value = serde_json::from_str(&cluster.paas(&["chaos", "status", "-o", "json"])).unwrap();
+    assert_eq!(status.as_array().unwrap().len(), 1, "{status:#}");
+    let refused = cluster.paas_output(&["chaos", "kill-lbs", "1"]);
+    assert_eq!(refused.status.code(), Some(2), "a run over a fault in force is bad input");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("paas chaos heal"));
+    cluster.paas(&["chaos", "heal"]);
+    assert!(
+        node_states(&cluster)
+            .iter()
+            .any(|(name, state)| *name == killed && state == "running"),
+        "{killed} is running again"
+    );
+    let status: Value = serde_json::from_str(&cluster.paas(&["chaos", "status", "-o", "json"])).unwrap();
+    assert_eq!(status, serde_json::json!([]));
+}

@@ -1,0 +1,161 @@
+//! What the end-to-end tests share: a sim cluster of the test's own (name, network, ports)
+//! driven through the `paas` binary, and plain HTTP through its elb.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// The cluster of this test: the default spec under a name, network and ports of its own.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    pub http_port: u16,
+    pub admin_port: u16,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn paas_node_binary() -> PathBuf {
+    let paas = PathBuf::from(env!("CARGO_BIN_EXE_paas"));
+    let node = paas.with_file_name("paas-node");
+    assert!(
+        node.is_file(),
+        "{} is missing: run `cargo build -p paas-node` first",
+        node.display()
+    );
+    node
+}
+
+impl Cluster {
+    /// A cluster named `<prefix><pid>` on `vpc_cidr`; `extra` is appended to its paas.toml.
+    pub fn new(prefix: &str, vpc_cidr: &str, extra: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("{prefix}{}", std::process::id() % 100_000);
+        let (http_port, admin_port) = (free_port(), free_port());
+        std::fs::write(
+            dir.path().join("paas.toml"),
+            format!("name = \"{name}\"\nvpc_cidr = \"{vpc_cidr}\"\n{extra}\n[sim]\nhttp_port = {http_port}\nadmin_port = {admin_port}\n"),
+        )
+        .unwrap();
+        Cluster {
+            dir,
+            name,
+            http_port,
+            admin_port,
+        }
+    }
+
+    /// Runs `paas <args>` in the cluster's folder; panics with its output when it fails.
+    pub fn paas(&self, args: &[&str]) -> String {
+        let output = self.paas_output(args);
+        assert!(
+            output.status.success(),
+            "paas {} failed:\n{}\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn paas_output(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_paas"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("PAAS_NODE_BINARY", paas_node_binary())
+            .output()
+            .expect("running paas")
+    }
+
+    /// `GET /` of `host` through the elb: status and body.
+    pub fn get(&self, host: &str) -> Option<(u16, String)> {
+        http_get(&format!("127.0.0.1:{}", self.http_port), &format!("{host}.paas.localhost"), "/")
+    }
+
+    /// Distinct bodies of `www` seen in `requests` requests (each names its task).
+    pub fn www_backends(&self, requests: usize) -> BTreeSet<String> {
+        (0..requests)
+            .filter_map(|_| self.get("www"))
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body.trim().to_string())
+            .collect()
+    }
+
+    pub fn marathon_leader(&self) -> Option<String> {
+        let (status, body) = http_get(
+            &format!("127.0.0.1:{}", self.admin_port),
+            "marathon.admin.paas.localhost",
+            "/v2/leader",
+        )?;
+        let value: serde_json::Value = (status == 200).then(|| serde_json::from_str(&body).ok()).flatten()?;
+        value["leader"].as_str().map(str::to_string)
+    }
+
+    pub fn containers(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=paas.cluster={}", self.name),
+                "--format",
+                "{{.Names}}",
+            ])
+            .output()
+            .expect("docker ps");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    pub fn networks(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "network",
+                "ls",
+                "--filter",
+                &format!("label=paas.cluster={}", self.name),
+                "--format",
+                "{{.Name}}",
+            ])
+            .output()
+            .expect("docker network ls");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.paas_output(&["sim", "down"]);
+    }
+}
+
+pub fn http_get(address: &str, host: &str, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+pub fn eventually<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+pub fn status_json(cluster: &Cluster) -> serde_json::Value {
+    serde_json::from_str(&cluster.paas(&["sim", "status", "--output", "json"])).expect("status JSON")
+}
