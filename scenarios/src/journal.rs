@@ -380,3 +380,150 @@ pub fn assemble(a: Assembly) -> Journal {
         requests: a.samples,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::FaultPlan;
+
+    fn sample(t_ms: u64, status: u16, latency_ms: f64, answer: &str) -> Sample {
+        Sample {
+            t_ms,
+            app: 0,
+            status,
+            latency_ms,
+            answer: Some(answer.into()),
+        }
+    }
+
+    /// www wants 2; tasks on `hosts` (task id = host), `serving` of them healthy.
+    fn point(t_ms: u64, hosts: &[&str], serving: u32, mesos: &str) -> ViewPoint {
+        ViewPoint {
+            t_ms,
+            apps: Some([("/www".to_string(), (2, serving))].into()),
+            tasks: hosts.iter().map(|h| (format!("www.{h}"), h.to_string())).collect(),
+            mesos_leader: Some(mesos.into()),
+            marathon_leader: Some("master-1".into()),
+            zookeeper_leader: Some("master-1".into()),
+            agents_registered: 2,
+        }
+    }
+
+    fn plan() -> FaultPlan {
+        FaultPlan {
+            description: "kill role=slave count=1".into(),
+            targets: vec!["slave-1".into()],
+            effects: vec![],
+            rolling: false,
+            lost_slaves: vec!["a".into()],
+            lost_lbs: vec![],
+        }
+    }
+
+    #[test]
+    fn a_fault_is_measured_over_its_window_only() {
+        let samples = [
+            sample(500, 200, 1.0, "www 1"),
+            sample(1_500, 502, 9.0, ""),
+            sample(2_000, 200, 30.0, "www 2"),
+            sample(3_000, 200, 10.0, "www 1"),
+            sample(9_000, 0, 5000.0, ""),
+        ];
+        // Before: tasks on a and b. Then a is declared gone (t=2), b' relaunched (t=3), healthy (t=4).
+        let views = [
+            point(1_000, &["a", "b"], 2, "master-1"),
+            point(2_000, &["b"], 1, "master-2"),
+            point(3_000, &["b", "c"], 1, "master-2"),
+            point(4_000, &["b", "c"], 2, "master-2"),
+        ];
+        let r = fault_result(FaultWindow {
+            plan: &plan(),
+            start: 1.0,
+            end: 4.5,
+            heal: None,
+            recovery_seconds: Some(3.5),
+            recovery_from_heal: false,
+            unrecovered: vec![],
+            samples: &samples,
+            views: &views,
+            baseline_tasks: &["www.a".to_string(), "www.b".to_string()],
+            capacity_note: None,
+        });
+        assert_eq!((r.requests, r.failed), (3, 1));
+        assert!((r.availability.unwrap() - 200.0 / 3.0).abs() < 1e-9);
+        assert_eq!((r.latency.p50, r.latency.max), (10.0, 30.0));
+        assert_eq!((r.tasks_lost, r.tasks_started), (1, 1));
+        assert_eq!(r.leader_changes["mesos"], 1);
+        assert_eq!(r.leader_changes["marathon"], 0);
+        assert_eq!(r.answering_tasks, 2);
+        let phases: Vec<(&str, f64)> = r.phases.iter().map(|p| (p.name.as_str(), p.seconds)).collect();
+        assert_eq!(
+            phases,
+            [
+                ("lost nodes' tasks declared gone", 1.0),
+                ("tasks relaunched", 1.0),
+                ("health checks passing", 1.0),
+                ("lbs routing every instance", 0.5)
+            ]
+        );
+    }
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let l = latency((1..=100).map(f64::from).collect());
+        assert_eq!((l.p50, l.p99, l.max), (50.0, 99.0, 100.0));
+        assert_eq!(latency(vec![]), Latency::default());
+    }
+
+    #[test]
+    fn seconds_carry_requests_and_the_last_serving_count() {
+        let samples = [sample(100, 200, 1.0, "x"), sample(900, 503, 1.0, ""), sample(2_100, 200, 3.0, "x")];
+        let views = [point(500, &["a", "b"], 2, "m"), point(1_500, &["a"], 1, "m")];
+        let s = seconds(&samples, &views);
+        assert_eq!(s.len(), 3);
+        assert_eq!((s[0].requests, s[0].ok, s[0].serving["/www"]), (2, 1, 2));
+        assert_eq!((s[1].requests, s[1].serving["/www"]), (0, 1));
+        assert_eq!((s[2].requests, s[2].ok, s[2].p50_ms), (1, 1, 3.0));
+    }
+
+    #[test]
+    fn the_report_shades_each_fault_and_lists_the_checks() {
+        let samples = [sample(100, 200, 1.0, "x"), sample(2_100, 200, 3.0, "x")];
+        let views = [point(500, &["a", "b"], 2, "m")];
+        let mut journal = assemble(Assembly {
+            name: "demo <run>".into(),
+            backend: "memory",
+            seed: 7,
+            started_unix_ms: 0,
+            entry: "127.0.0.1:8080".into(),
+            rate: 10,
+            vhosts: vec!["www.test".into()],
+            samples: samples.to_vec(),
+            views: views.to_vec(),
+            events: vec![],
+            results: vec![],
+            checks: vec![Check::failed("availability (kill)", "90% of 10")],
+            interrupted: false,
+        });
+        assert!(!journal.passed);
+        journal.faults.push(fault_result(FaultWindow {
+            plan: &plan(),
+            start: 0.0,
+            end: 2.5,
+            heal: None,
+            recovery_seconds: Some(1.0),
+            recovery_from_heal: false,
+            unrecovered: vec![],
+            samples: &samples,
+            views: &views,
+            baseline_tasks: &[],
+            capacity_note: None,
+        }));
+        let svg = crate::report::svg(&journal);
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("demo &lt;run&gt; — hypothesis FAILED"));
+        assert_eq!(svg.matches("fill=\"#d62728\" fill-opacity").count(), 3, "one band per panel");
+        assert!(svg.contains("✗ availability (kill): 90% of 10"));
+        assert!(svg.contains("kill role=slave count=1: availability 100.000%"));
+    }
+}

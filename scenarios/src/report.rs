@@ -10,7 +10,7 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 24.0;
 const PANEL: f64 = 150.0;
 const GAP: f64 = 36.0;
-const TOP: f64 = 56.0;
+const TOP: f64 = 76.0;
 const COLOURS: [&str; 6] = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
 /// Renders the journal as a standalone SVG document.

@@ -30,7 +30,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use paas_core::Role;
 use serde::Deserialize;
 
 use crate::fault::{self, Fault, FaultPlan};
@@ -254,18 +253,14 @@ impl RawStep {
     }
 
     fn selector(&self) -> Result<Selector, String> {
-        let role = self
-            .role
-            .as_deref()
-            .map(|r| Role::parse(r).ok_or_else(|| format!("role = {r:?}: use master, slave, lb or adminlb")))
-            .transpose()?;
-        Ok(Selector {
-            role,
-            az: self.az.clone(),
-            nodes: self.nodes.clone(),
-            count: self.count,
-            fraction: self.fraction,
-        })
+        Selector::from_parts(
+            "role =",
+            self.role.as_deref(),
+            self.az.as_deref(),
+            &self.nodes,
+            self.count,
+            self.fraction,
+        )
     }
 }
 
@@ -346,6 +341,8 @@ pub async fn run(session: &mut Session<'_>, platform: &dyn Platform, scenario: &
 
 #[cfg(test)]
 mod tests {
+    use paas_core::Role;
+
     use super::*;
 
     fn parse(text: &str) -> Result<Scenario, String> {
@@ -405,6 +402,14 @@ mod tests {
                 Step::AssertRecovered(Duration::from_secs(90)),
             ]
         );
+    }
+
+    #[test]
+    fn the_example_scenario_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seed.toml");
+        let s = Scenario::load(&path).unwrap();
+        assert_eq!(s.steps.len(), 6);
+        assert_eq!(s.hypothesis.min_availability, Some(99.5));
     }
 
     #[test]

@@ -63,6 +63,28 @@ impl Selector {
         }
     }
 
+    /// A selector from its parts as a user writes them; the error names `role_key` (e.g.
+    /// `--role` or `role =`) and the roles there are.
+    pub fn from_parts(
+        role_key: &str,
+        role: Option<&str>,
+        az: Option<&str>,
+        nodes: &[String],
+        count: Option<u32>,
+        fraction: Option<f64>,
+    ) -> Result<Selector, String> {
+        let role = role
+            .map(|r| Role::parse(r).ok_or_else(|| format!("{role_key} {r:?}: use master, slave, lb or adminlb")))
+            .transpose()?;
+        Ok(Selector {
+            role,
+            az: az.map(str::to_string),
+            nodes: nodes.to_vec(),
+            count,
+            fraction,
+        })
+    }
+
     fn is_unbounded(&self) -> bool {
         self.role.is_none() && self.az.is_none() && self.nodes.is_empty()
     }

@@ -159,18 +159,15 @@ pub struct TargetArgs {
 
 impl TargetArgs {
     fn selector(&self) -> anyhow::Result<Selector> {
-        let role = self
-            .role
-            .as_deref()
-            .map(|r| Role::parse(r).ok_or_else(|| BadInput(format!("--role {r}: use master, slave, lb or adminlb"))))
-            .transpose()?;
-        Ok(Selector {
-            role,
-            az: self.az.clone(),
-            nodes: self.nodes.clone(),
-            count: self.count,
-            fraction: self.fraction,
-        })
+        Ok(Selector::from_parts(
+            "--role",
+            self.role.as_deref(),
+            self.az.as_deref(),
+            &self.nodes,
+            self.count,
+            self.fraction,
+        )
+        .map_err(BadInput)?)
     }
 }
 
