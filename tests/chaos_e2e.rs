@@ -130,6 +130,43 @@ fn chaos_faults_are_measured_recovered_from_and_healed() {
     assert_eq!(dry("5")["plans"][0]["plan"]["targets"], dry("5")["plans"][0]["plan"]["targets"]);
     assert_eq!(node_states(&cluster), before);
 
+    // Ctrl-C during a fault: the run heals before it exits. Killed outright: the record stays
+    // and `paas chaos heal` finishes the job.
+    for (signal, healed_by_the_run) in [("-INT", true), ("-KILL", false)] {
+        let child = cluster.paas_spawn(&["chaos", "pause", "--role", "slave", "--count", "1", "--for", "120s"]);
+        eventually(Duration::from_secs(60), "the pause recorded", || {
+            let status: Value = serde_json::from_str(&cluster.paas(&["chaos", "status", "-o", "json"])).unwrap();
+            (status.as_array().unwrap().len() == 1).then_some(())
+        });
+        eventually(Duration::from_secs(30), "a paused slave", || {
+            node_states(&cluster).iter().any(|(_, state)| state == "paused").then_some(())
+        });
+        let sent = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "an interrupted run is not a success");
+        let status: Value = serde_json::from_str(&cluster.paas(&["chaos", "status", "-o", "json"])).unwrap();
+        if healed_by_the_run {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("interrupted"),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(status, serde_json::json!([]));
+        } else {
+            assert_eq!(status.as_array().unwrap().len(), 1, "{status:#}");
+            cluster.paas(&["chaos", "heal"]);
+        }
+        assert!(
+            node_states(&cluster).iter().all(|(_, state)| state == "running"),
+            "{:?}",
+            node_states(&cluster)
+        );
+    }
+
     // A fault left in force is recorded, refuses a new run, and `heal` undoes it.
     let run = chaos(&cluster, &["kill-lbs", "1", "--no-heal"]);
     let killed = run["faults"][0]["targets"][0].as_str().unwrap().to_string();

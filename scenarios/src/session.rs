@@ -359,9 +359,9 @@ impl<'a> Session<'a> {
                 (self.wait_recovered(&[], &[], &[], timeout).await?, Some(healed_at), true)
             }
             None => {
-                let recovery = self
-                    .wait_recovered(&plan.lost_slaves, &plan.lost_lbs, &plan.targets, timeout)
-                    .await?;
+                // A rolling restart has brought every node back by now.
+                let down: &[String] = if plan.rolling { &[] } else { &plan.targets };
+                let recovery = self.wait_recovered(&plan.lost_slaves, &plan.lost_lbs, down, timeout).await?;
                 (recovery, None, false)
             }
         };
@@ -392,7 +392,9 @@ impl<'a> Session<'a> {
         let samples = self.probe.as_ref().map(Probe::snapshot).unwrap_or_default();
         let views = self.views.lock().unwrap().clone();
         let capacity = match (&recovery, self.platform.agent_resources()) {
-            (Err(_), Some(per_agent)) => journal::capacity_note(&self.latest.borrow().1, per_agent, self.lbs.len(), plan),
+            (Err(_), Some(per_agent)) if !plan.lost_slaves.is_empty() => {
+                journal::capacity_note(&self.latest.borrow().1, per_agent, self.lbs.len(), plan)
+            }
             _ => None,
         };
         Ok(journal::fault_result(journal::FaultWindow {

@@ -65,6 +65,18 @@ impl Cluster {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Starts `paas <args>` in the cluster's folder without waiting for it.
+    pub fn paas_spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_paas"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("PAAS_NODE_BINARY", paas_node_binary())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting paas")
+    }
+
     pub fn paas_output(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_paas"))
             .args(args)

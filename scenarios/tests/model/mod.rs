@@ -124,10 +124,10 @@ fn arb_step() -> impl Strategy<Value = Step> {
             duration: None,
             heal: true
         }),
-        Just(Step::Fault {
+        prop_oneof![Just(Role::Lb), Just(Role::Master)].prop_map(|role| Step::Fault {
             fault: Fault::RestartRolling {
                 target: Selector {
-                    role: Some(Role::Lb),
+                    role: Some(role),
                     ..Selector::default()
                 }
             },
