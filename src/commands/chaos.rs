@@ -38,18 +38,21 @@ pub struct ChaosArgs {
 pub enum ChaosCommand {
     /// Kill N slaves (the seed's experiment: `--scale www=5`, then kill 4 of 5).
     KillSlaves {
+        /// How many slaves, chosen at random (seeded).
         count: u32,
         #[command(flatten)]
         run: RunArgs,
     },
     /// Kill N masters (ZooKeeper, Mesos master and Marathon go with each).
     KillMasters {
+        /// How many masters, chosen at random (seeded); a majority loses the quorum.
         count: u32,
         #[command(flatten)]
         run: RunArgs,
     },
     /// Kill N lbs (nginx + lb-sync); the elb must route around them.
     KillLbs {
+        /// How many lbs, chosen at random (seeded).
         count: u32,
         #[command(flatten)]
         run: RunArgs,
@@ -92,6 +95,7 @@ pub enum ChaosCommand {
     },
     /// Cut one AZ off from the others, both ways, for a while: `partition-az sim-b --for 60s`.
     PartitionAz {
+        /// The AZ to cut off (`paas sim status` lists them: sim-a, sim-b...).
         az: String,
         #[command(flatten)]
         run: RunArgs,
@@ -184,14 +188,14 @@ pub struct RunArgs {
     /// Show which nodes would be hit and what would be done, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Probe requests per second through the elb (at most 500).
-    #[arg(long, default_value_t = 100)]
+    /// Probe requests per second through the elb (1 to 500).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub rate: u32,
     /// How long to wait for the platform to recover before calling it failed.
     #[arg(long, value_name = "DURATION", default_value = "180s", value_parser = humantime::parse_duration)]
     pub recover_timeout: Duration,
     /// Fail unless at least this percent of requests succeed during the fault.
-    #[arg(long, value_name = "PERCENT")]
+    #[arg(long, value_name = "PERCENT", value_parser = percent)]
     pub min_availability: Option<f64>,
     /// Fail unless the platform recovers within this long.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
@@ -234,6 +238,13 @@ impl RunArgs {
                 Ok(Step::Scale { app, instances })
             })
             .collect()
+    }
+}
+
+fn percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text} is not a percentage between 0 and 100")),
     }
 }
 
