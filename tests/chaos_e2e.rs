@@ -185,3 +185,34 @@ fn chaos_faults_are_measured_recovered_from_and_healed() {
     let status: Value = serde_json::from_str(&cluster.paas(&["chaos", "status", "-o", "json"])).unwrap();
     assert_eq!(status, serde_json::json!([]));
 }
+
+#[test]
+fn bad_chaos_input_is_refused_with_the_fix_and_touches_nothing() {
+    // No cluster is needed: every one of these is refused before Docker is asked anything.
+    let cluster = Cluster::new("chaosbad", "10.23.0.0/16", "");
+    std::fs::write(
+        cluster.dir.path().join("bad.toml"),
+        "[[step]]\nwait = \"5s\"\n[[step]]\nfault = \"partition-az\"\naz = \"sim-a\"\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["chaos", "run", "bad.toml"],
+            "bad.toml: step 2: fault = \"partition-az\" lasts until healed: add for = \"30s\"",
+        ),
+        (&["chaos", "run", "missing.toml"], "reading missing.toml: No such file"),
+        (&["chaos", "pause", "--role", "slave"], "pause lasts until healed: give --for"),
+        (
+            &["chaos", "kill", "--role", "wizard"],
+            "--role \"wizard\": use master, slave, lb or adminlb",
+        ),
+        (&["chaos", "kill-lbs", "1", "--rate", "0"], "0 is not in 1..=500"),
+    ];
+    for (args, message) in cases {
+        let out = cluster.paas_output(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "paas {args:?}: {stderr}");
+        assert!(stderr.contains(message), "paas {args:?}: {stderr:?} should name {message:?}");
+    }
+    assert!(!cluster.dir.path().join(".paas").exists(), "nothing was written");
+}

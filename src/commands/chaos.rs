@@ -256,7 +256,7 @@ pub async fn run(global: &GlobalArgs, args: ChaosArgs) -> anyhow::Result<()> {
         ChaosCommand::Heal => return heal(&ctx, &store).await,
         ChaosCommand::Status => return status(&ctx, &store),
         ChaosCommand::Run { file, run } => {
-            let scenario = Scenario::load(&file).map_err(|e| BadInput(format!("{e:#}")))?;
+            let scenario = Scenario::load(&file).map_err(|e| BadInput(format!("{:#}", anyhow::Error::new(e))))?;
             return execute(&ctx, &store, scenario, run, global.quiet).await;
         }
         ChaosCommand::KillSlaves { count, run } => (
