@@ -43,6 +43,19 @@ pub enum NodeOp {
     Unpause,
 }
 
+impl NodeOp {
+    /// The operation's name in messages and JSON: `stop`, `start`, `kill`, `pause`, `unpause`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeOp::Stop => "stop",
+            NodeOp::Start => "start",
+            NodeOp::Kill => "kill",
+            NodeOp::Pause => "pause",
+            NodeOp::Unpause => "unpause",
+        }
+    }
+}
+
 /// Why a backend call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {

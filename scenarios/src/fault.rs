@@ -111,14 +111,7 @@ impl Effect {
 
     pub fn describe(&self) -> String {
         match &self.action {
-            Action::Node { op } => format!(
-                "{} {}",
-                serde_json::to_value(op)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
-                self.node
-            ),
+            Action::Node { op } => format!("{} {}", op.as_str(), self.node),
             Action::Net {
                 rule: NetRule::Isolate { peers },
             } => format!("isolate {} from {} peers", self.node, peers.len()),

@@ -260,7 +260,7 @@ fn phases(views: &[&ViewPoint], start_ms: u64, lost: &[String], recovery: Option
 }
 
 /// When recovery failed after slaves were lost: whether what is left can hold the apps.
-pub fn capacity_note(view: &ClusterView, per_agent: (f64, f64), _lbs: usize, plan: &FaultPlan) -> Option<String> {
+pub fn capacity_note(view: &ClusterView, per_agent: (f64, f64), plan: &FaultPlan) -> Option<String> {
     let apps = view.apps.as_ref()?;
     let cpus: f64 = apps.iter().map(|a| a.cpus * f64::from(a.instances)).sum();
     let mem: f64 = apps.iter().map(|a| a.mem * f64::from(a.instances)).sum();

@@ -107,7 +107,7 @@ impl Platform for MemoryPlatform {
     async fn node_op(&self, node: &str, op: NodeOp) -> Result<(), PlatformError> {
         let observed = self.observed_nodes().await?;
         let target = observed.iter().find(|o| o.id.name() == node).ok_or_else(|| PlatformError::Node {
-            op: format!("{op:?}"),
+            op: op.as_str().into(),
             node: node.into(),
             message: "no such node".into(),
         })?;
@@ -115,7 +115,7 @@ impl Platform for MemoryPlatform {
             .node_op(&self.cluster, target, op)
             .await
             .map_err(|e| PlatformError::Node {
-                op: format!("{op:?}"),
+                op: op.as_str().into(),
                 node: node.into(),
                 message: e.to_string(),
             })?;

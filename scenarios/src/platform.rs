@@ -161,8 +161,6 @@ impl ClusterView {
 pub enum PlatformError {
     #[error("{op} on {node}: {message}")]
     Node { op: String, node: String, message: String },
-    #[error("{what} is not supported by the {backend} backend: {why}")]
-    Unsupported { what: String, backend: &'static str, why: String },
     #[error("{what}: {message}")]
     Other { what: String, message: String },
 }

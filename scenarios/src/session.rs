@@ -392,9 +392,7 @@ impl<'a> Session<'a> {
         let samples = self.probe.as_ref().map(Probe::snapshot).unwrap_or_default();
         let views = self.views.lock().unwrap().clone();
         let capacity = match (&recovery, self.platform.agent_resources()) {
-            (Err(_), Some(per_agent)) if !plan.lost_slaves.is_empty() => {
-                journal::capacity_note(&self.latest.borrow().1, per_agent, self.lbs.len(), plan)
-            }
+            (Err(_), Some(per_agent)) if !plan.lost_slaves.is_empty() => journal::capacity_note(&self.latest.borrow().1, per_agent, plan),
             _ => None,
         };
         Ok(journal::fault_result(journal::FaultWindow {

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use paas_core::app::AppId;
@@ -17,13 +16,11 @@ use paas_docker::container::container_name;
 use paas_docker::health;
 use paas_docker::sim::Sim;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::platform::{AppView, ClusterView, NetRule, NodeInfo, NodeState, Platform, PlatformError};
 
 /// The NFQUEUE number `delay` uses.
 const DELAY_QUEUE: u16 = 7;
-const HTTP_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct SimPlatform {
     sim: Sim,
@@ -82,7 +79,11 @@ impl SimPlatform {
     async fn marathon(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), PlatformError> {
         let mut last = String::from("no master");
         for (_, address) in self.masters() {
-            match request(&format!("{address}:{}", ports::MARATHON), method, path, body).await {
+            let body = body.map(Value::to_string);
+            let answer = health::http_request(&format!("{address}:{}", ports::MARATHON), method, path, body.as_deref())
+                .await
+                .map(|(status, text)| (status, serde_json::from_str(&text).unwrap_or(Value::String(text))));
+            match answer {
                 Some((status, value)) if status < 500 => return Ok((status, value)),
                 Some((status, value)) => last = format!("{address} answered {status}: {value}"),
                 None => last = format!("{address} did not answer"),
@@ -132,7 +133,7 @@ impl Platform for SimPlatform {
             .iter()
             .find(|o| o.id.name() == node && matches!(o.kind(), ResourceKind::Node | ResourceKind::LoadBalancer))
             .ok_or_else(|| PlatformError::Node {
-                op: format!("{op:?}").to_lowercase(),
+                op: op.as_str().into(),
                 node: node.into(),
                 message: "no such node".into(),
             })?;
@@ -141,7 +142,7 @@ impl Platform for SimPlatform {
             .node_op(self.cluster(), target, op)
             .await
             .map_err(|e| PlatformError::Node {
-                op: format!("{op:?}").to_lowercase(),
+                op: op.as_str().into(),
                 node: node.into(),
                 message: e.to_string(),
             })
@@ -306,27 +307,6 @@ fn parse_apps(body: &Value, domain: &str) -> Vec<AppView> {
             })
         })
         .collect()
-}
-
-/// One HTTP/1.0 request with a JSON body: status and JSON answer, `None` when nothing answers.
-async fn request(address: &str, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.ok()?;
-        stream.write_all(body.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        let text = String::from_utf8_lossy(&response).to_string();
-        let status = text.split_whitespace().nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-        Some((status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string()))))
-    };
-    tokio::time::timeout(HTTP_TIMEOUT, exchange).await.ok().flatten()
 }
 
 #[cfg(test)]

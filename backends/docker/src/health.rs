@@ -175,11 +175,23 @@ pub async fn four_letter(address: &str, command: &str) -> Option<String> {
 
 /// A plain HTTP/1.0 GET: status and body, or `None` when nothing answers in time.
 pub async fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    http_request(address, "GET", path, None).await
+}
+
+/// One HTTP/1.0 request with an optional JSON body: status and body, or `None` when nothing
+/// answers in time.
+pub async fn http_request(address: &str, method: &str, path: &str, json: Option<&str>) -> Option<(u16, String)> {
     let mut stream = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address))
         .await
         .ok()?
         .ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\n\r\n");
+    let body = json.unwrap_or_default();
+    let content = if json.is_some() {
+        format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len())
+    } else {
+        String::new()
+    };
+    let request = format!("{method} {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\n{content}\r\n{body}");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = Vec::new();
     tokio::time::timeout(PROBE_TIMEOUT, stream.read_to_end(&mut response))
