@@ -113,6 +113,18 @@ impl NginxServer {
             .count()
     }
 
+    /// Waits until every reload has finished: after a SIGHUP the old worker keeps accepting
+    /// connections with the old routes for a while (an app added by the reload gets 404s from
+    /// it); with one worker process, each reload retires one worker, which the master logs.
+    pub async fn wait_reloaded(&self) {
+        let log = self.dir.path().join("error.log");
+        eventually(Duration::from_secs(10), "nginx's old workers to exit", || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            (text.matches("exited with code").count() >= self.reloads()).then_some(())
+        })
+        .await;
+    }
+
     /// The routes file as installed now.
     pub fn routes_text(&self) -> String {
         std::fs::read_to_string(self.routes()).unwrap_or_default()

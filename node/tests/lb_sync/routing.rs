@@ -97,6 +97,7 @@ async fn lb_sync_a_killed_task_fails_no_request_while_it_leaves() {
     let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
     let host = format!("app.{DOMAIN}");
     wait_served_by(nginx.port, &host, &["k1", "k2", "k3"], CONVERGE).await;
+    nginx.wait_reloaded().await;
 
     // Two clients send requests without pause while the task dies and then leaves the routes.
     let stop = Arc::new(AtomicBool::new(false));
