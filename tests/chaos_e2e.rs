@@ -45,7 +45,7 @@ fn node_states(cluster: &Cluster) -> Vec<(String, String)> {
 fn chaos_faults_are_measured_recovered_from_and_healed() {
     let cluster = Cluster::new(
         "chaos",
-        "10.22.0.0/16",
+        "10.24.0.0/16",
         "[mesos]\nagent_ping_timeout_secs = 1\nmax_agent_ping_timeouts = 3\n",
     );
     cluster.paas(&["sim", "up", "--output", "json"]);
@@ -189,7 +189,7 @@ fn chaos_faults_are_measured_recovered_from_and_healed() {
 #[test]
 fn bad_chaos_input_is_refused_with_the_fix_and_touches_nothing() {
     // No cluster is needed: every one of these is refused before Docker is asked anything.
-    let cluster = Cluster::new("chaosbad", "10.23.0.0/16", "");
+    let cluster = Cluster::new("chaosbad", "10.25.0.0/16", "");
     std::fs::write(
         cluster.dir.path().join("bad.toml"),
         "[[step]]\nwait = \"5s\"\n[[step]]\nfault = \"partition-az\"\naz = \"sim-a\"\n",

@@ -65,7 +65,12 @@ async fn mesos_paused_agent_returns_with_a_new_id_and_its_lost_tasks_killed() {
         .await;
     framework.await_state("stale", TaskState::Running).await;
     let sandbox = cluster.agents[0].sandbox_stdouts("stale")[0].parent().unwrap().to_owned();
-    let task_pid: i32 = std::fs::read_to_string(sandbox.join("pid")).unwrap().trim().parse().unwrap();
+    // TASK_RUNNING is sent once the shell starts; its first line may not have run yet.
+    let pid_file = sandbox.join("pid");
+    let task_pid: i32 = eventually(Duration::from_secs(10), "the task to write its pid", || async {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
 
     // The agent stops answering (a paused machine) long enough to be removed...
     let agent_pid = cluster.agents[0].process.pid().unwrap() as i32;
