@@ -43,9 +43,13 @@ fn node_states(cluster: &Cluster) -> Vec<(String, String)> {
 
 #[test]
 fn chaos_faults_are_measured_recovered_from_and_healed() {
+    // A network of its own per run: Docker can keep a network whose containers were killed
+    // and restarted in quick succession ("has active endpoints"), and a later run must not
+    // collide with it.
+    let vpc_cidr = format!("10.{}.0.0/16", 100 + std::process::id() % 100);
     let cluster = Cluster::new(
         "chaos",
-        "10.24.0.0/16",
+        &vpc_cidr,
         "[mesos]\nagent_ping_timeout_secs = 1\nmax_agent_ping_timeouts = 3\n",
     );
     cluster.paas(&["sim", "up", "--output", "json"]);

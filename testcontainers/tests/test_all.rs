@@ -77,7 +77,7 @@ async fn sim_cluster_fixture_serves_www_and_leaves_nothing() {
     let mut spec = ClusterSpec {
         name: name.clone(),
         azs: 1,
-        vpc_cidr: "10.22.0.0/16".into(),
+        vpc_cidr: "10.26.0.0/16".into(),
         ..ClusterSpec::default()
     };
     spec.nodes.masters = 1;
