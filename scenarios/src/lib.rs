@@ -9,8 +9,8 @@
 //!   the platform observed every second;
 //! - [`journal`], [`hypothesis`] and [`report`]: availability, latency, recovery and its
 //!   phases; the steady-state checks; a JSON journal and an SVG timeline;
-//! - [`platform`]: the boundary, implemented by [`sim`] (Docker) and [`memory`] (a model
-//!   for property tests).
+//! - [`platform`]: the boundary, implemented on Docker by `paas_docker::chaos` and here by
+//!   [`memory`] (a model for property tests).
 
 pub mod active;
 pub mod fault;
@@ -23,7 +23,6 @@ pub mod report;
 pub mod scenario;
 pub mod select;
 pub mod session;
-pub mod sim;
 
 pub use fault::{Fault, FaultPlan};
 pub use platform::{Component, Platform};

@@ -1,6 +1,6 @@
 //! The boundary between chaos and a running cluster: what a fault can do to a node, and what
 //! can be observed of the platform while it runs. The sim implements it on Docker
-//! ([`crate::sim::SimPlatform`]); [`crate::memory::MemoryPlatform`] is a model for property tests.
+//! (`paas_docker::chaos::SimPlatform`); [`crate::memory::MemoryPlatform`] is a model for property tests.
 
 use std::collections::BTreeMap;
 

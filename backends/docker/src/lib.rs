@@ -4,8 +4,10 @@
 //!   per node with its static address, and an HAProxy container as the external load balancer,
 //!   every object labelled (see [`labels`]) so a cluster can be found again with no state file.
 //! - [`images`] builds the images every node runs, locally, with no registry.
+//! - [`chaos`]: `paas_scenarios::Platform` on the sim, for `paas chaos`.
 
 pub mod backend;
+pub mod chaos;
 pub mod container;
 pub mod health;
 pub mod images;

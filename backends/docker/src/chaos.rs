@@ -1,4 +1,4 @@
-//! [`Platform`] on the Docker sim. Node operations go through the backend's `node_op`;
+//! Chaos on the sim: `paas_scenarios`' [`Platform`] on Docker. Node operations go through the backend's `node_op`;
 //! network faults are iptables rules in two chains of the node's own network namespace
 //! (`PAAS-CHAOS-IN`, `PAAS-CHAOS-OUT`), so clearing them is a flush; delay is `paas-node
 //! netdelay` on an NFQUEUE (the kernel here has no `tc netem`). Observation asks the masters
@@ -12,12 +12,12 @@ use paas_core::app::AppId;
 use paas_core::render::ports;
 use paas_core::resource::ResourceKind;
 use paas_core::{Backend, NodeOp, Role};
-use paas_docker::container::container_name;
-use paas_docker::health;
-use paas_docker::sim::Sim;
+use paas_scenarios::platform::{AppView, ClusterView, NetRule, NodeInfo, NodeState, Platform, PlatformError};
 use serde_json::Value;
 
-use crate::platform::{AppView, ClusterView, NetRule, NodeInfo, NodeState, Platform, PlatformError};
+use crate::container::container_name;
+use crate::health;
+use crate::sim::Sim;
 
 /// The NFQUEUE number `delay` uses.
 const DELAY_QUEUE: u16 = 7;
@@ -178,7 +178,7 @@ impl Platform for SimPlatform {
                  setsid {binary} netdelay --queue {DELAY_QUEUE} --ms {ms} --jitter-ms {jitter_ms} >/var/log/paas/netdelay.log 2>&1 < /dev/null &\n\
                  sleep 0.3\n\
                  $IPT -w -A PAAS-CHAOS-OUT -d {cidr} -j NFQUEUE --queue-num {DELAY_QUEUE} --queue-bypass\n",
-                binary = paas_docker::images::NODE_BINARY_IN_IMAGE
+                binary = crate::images::NODE_BINARY_IN_IMAGE
             )),
         }
         self.shell(node, "installing a network fault", &script).await.map(|_| ())
