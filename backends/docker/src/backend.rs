@@ -142,18 +142,38 @@ impl DockerBackend {
 
     /// One small file of a container (running or not), or `None`.
     async fn read_file(&self, container: &str, path: &str) -> Option<String> {
+        self.read_container_file(container, path).await.ok().flatten()
+    }
+
+    /// The text of one small file of a container, running or not: `Ok(None)` when the
+    /// container has no such file; an error when Docker fails otherwise (e.g. no such
+    /// container). The one way this crate reads a file out of a container.
+    pub async fn read_container_file(&self, container: &str, path: &str) -> Result<Option<String>, bollard::errors::Error> {
         let mut stream = self
             .docker
             .download_from_container(container, Some(DownloadFromContainerOptions { path: path.into() }));
         let mut archive = Vec::new();
         while let Some(chunk) = stream.next().await {
-            archive.extend_from_slice(&chunk.ok()?);
+            match chunk {
+                Ok(bytes) => archive.extend_from_slice(&bytes),
+                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, message })
+                    if !message.contains("No such container") =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
         }
         let mut reader = tar::Archive::new(archive.as_slice());
-        let mut entry = reader.entries().ok()?.next()?.ok()?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
-        Some(text)
+        let Some(Ok(mut entry)) = reader.entries().ok().and_then(|mut e| e.next()) else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::new();
+        if std::io::Read::read_to_end(&mut entry, &mut bytes).is_err() {
+            return Ok(None);
+        }
+        // A file that is not UTF-8 (a log with a stray byte) is still worth reading.
+        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     async fn upload_config(&self, container: &str, id: &str, config: &NodeConfig, extra: &[(&str, &[u8])]) -> Result<(), BackendError> {

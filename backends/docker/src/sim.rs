@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{DownloadFromContainerOptions, LogsOptions};
+use bollard::query_parameters::LogsOptions;
 use futures::StreamExt;
 use paas_core::engine::{ApplyOptions, ApplyReport, Engine, EngineError, Event, StateStore};
 use paas_core::{ClusterSpec, Graph, Plan, Target, Topology};
@@ -243,19 +243,7 @@ impl Sim {
     /// A small file of a node (running or not), or `None`.
     async fn read_node_file(&self, node: &str, path: &str) -> Option<String> {
         let container = crate::container::container_name(&self.spec.name, node);
-        let mut stream = self
-            .backend
-            .docker()
-            .download_from_container(&container, Some(DownloadFromContainerOptions { path: path.into() }));
-        let mut archive = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            archive.extend_from_slice(&chunk.ok()?);
-        }
-        let mut reader = tar::Archive::new(archive.as_slice());
-        let mut entry = reader.entries().ok()?.next()?.ok()?;
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut entry, &mut text).ok()?;
-        Some(text)
+        self.backend.read_container_file(&container, path).await.ok().flatten()
     }
 
     /// A node's log: one program's file (`zookeeper`, `mesos` (master or agent), `marathon`,
@@ -286,25 +274,8 @@ impl Sim {
                 let mut text = String::new();
                 for name in candidates {
                     let path = format!("/var/log/paas/{name}.log");
-                    let mut stream = docker.download_from_container(&container, Some(DownloadFromContainerOptions { path }));
-                    let mut archive = Vec::new();
-                    let mut missing = false;
-                    while let Some(chunk) = stream.next().await {
-                        match chunk {
-                            Ok(bytes) => archive.extend_from_slice(&bytes),
-                            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                                missing = true;
-                                break;
-                            }
-                            Err(e) => return Err(logs_err(e)),
-                        }
-                    }
-                    if missing {
-                        continue;
-                    }
-                    let mut reader = tar::Archive::new(archive.as_slice());
-                    if let Some(Ok(mut entry)) = reader.entries().ok().and_then(|mut e| e.next()) {
-                        let _ = std::io::Read::read_to_string(&mut entry, &mut text);
+                    if let Some(log) = self.backend.read_container_file(&container, &path).await.map_err(logs_err)? {
+                        text.push_str(&log);
                     }
                 }
                 Ok(text)
