@@ -20,6 +20,7 @@
 pub mod agent;
 pub mod detector;
 pub mod master;
+pub mod metrics;
 pub mod protocol;
 pub mod recordio;
 pub mod resources;

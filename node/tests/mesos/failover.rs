@@ -15,13 +15,15 @@ async fn mesos_leader_failover_keeps_agents_and_running_tasks() {
     let mut cluster = MesosCluster::start(3, &["cpus:1;mem:256", "cpus:1;mem:256"]).await;
     let leader = cluster.leader_index().await.expect("a leader");
 
-    // Exactly one leader; every master names it; the others answer API calls with 307.
+    // Exactly one leader, which names itself; the others answer state and API calls with 307.
+    let state = cluster.leader_state().await.unwrap();
+    assert_eq!(state["leader_info"]["port"], cluster.masters[leader].port);
     for (i, master) in cluster.masters.iter().enumerate() {
-        let state = cluster.get_json(&format!("{}/master/state", master.url())).await.unwrap();
-        assert_eq!(state["leader_info"]["port"], cluster.masters[leader].port, "master {i}");
         if i == leader {
             continue;
         }
+        let response = cluster.http.get(format!("{}/master/state", master.url())).send().await.unwrap();
+        assert_eq!(response.status(), 307, "master {i}");
         let response = cluster
             .http
             .post(format!("{}/api/v1/scheduler", master.url()))

@@ -3,6 +3,7 @@
 mod accounting;
 mod agent_loss;
 mod agent_tasks;
+mod endpoints;
 mod failover;
 mod scheduler_api;
 mod scheduler_client;

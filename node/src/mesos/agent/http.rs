@@ -16,15 +16,28 @@ use crate::mesos::resources::{Resources, attributes_state_json};
 
 type Shared = State<Arc<Agent>>;
 
-/// All routes of the agent.
+/// All routes of the agent: its process' endpoints under `/slave(1)` and at the root (the agent
+/// is libprocess' delegate), each also with a trailing slash; `/metrics/snapshot` and
+/// `/version` only at the root, as their own processes.
 pub fn router(agent: Arc<Agent>) -> Router {
-    Router::new()
-        .route("/state", get(state))
-        .route("/state.json", get(state))
-        .route("/slave(1)/state", get(state))
-        .route("/slave(1)/state.json", get(state))
-        .route("/health", get(health))
-        .route("/slave(1)/health", get(health))
+    let mut router = Router::new();
+    for (path, handler) in [
+        ("/state", get(state)),
+        ("/state.json", get(state)),
+        ("/health", get(health)),
+        ("/flags", get(flags)),
+    ] {
+        for prefix in ["", "/slave(1)"] {
+            router = router
+                .route(&format!("{prefix}{path}"), handler.clone())
+                .route(&format!("{prefix}{path}/"), handler.clone());
+        }
+    }
+    router
+        .route("/metrics/snapshot", get(metrics_snapshot))
+        .route("/metrics/snapshot/", get(metrics_snapshot))
+        .route("/version", get(version))
+        .route("/version/", get(version))
         .route(LAUNCH_PATH, post(launch))
         .route(KILL_PATH, post(kill))
         .route(ACKNOWLEDGE_PATH, post(acknowledge))
@@ -33,6 +46,72 @@ pub fn router(agent: Arc<Agent>) -> Router {
 
 async fn health() -> StatusCode {
     StatusCode::OK
+}
+
+fn flags_json(agent: &Agent) -> Value {
+    json!({
+        "master": agent.args.master,
+        "resources": agent.args.resources,
+        "attributes": agent.args.attributes,
+        "work_dir": agent.args.work_dir.display().to_string(),
+        "port": agent.args.port.to_string(),
+        "ip": agent.args.ip.to_string(),
+        "hostname": agent.hostname,
+        "zk_session_timeout": humantime::format_duration(agent.args.zk_session_timeout).to_string(),
+        "executor_shutdown_grace_period": humantime::format_duration(agent.args.executor_shutdown_grace_period).to_string(),
+    })
+}
+
+async fn flags(State(agent): Shared) -> Response {
+    axum::Json(json!({ "flags": flags_json(&agent) })).into_response()
+}
+
+/// `/version`: what Mesos' version process answers (the sim has no build date or commit).
+async fn version() -> Response {
+    axum::Json(json!({ "version": crate::mesos::master::MESOS_VERSION })).into_response()
+}
+
+/// `/metrics/snapshot`: the `slave/*` keys of Mesos' monitoring docs that the sim keeps.
+async fn metrics_snapshot(State(agent): Shared) -> Response {
+    use crate::mesos::metrics;
+    let used = agent.used();
+    let mut m = metrics::Snapshot::new();
+    {
+        let guard = agent.lock();
+        let mut set = |key: &str, value: f64| {
+            m.insert(format!("slave/{key}"), value);
+        };
+        set("registered", if guard.registered { 1.0 } else { 0.0 });
+        set("uptime_secs", metrics::uptime_secs(agent.start_time));
+        let live: Vec<&TaskRecord> = guard.tasks.values().filter(|r| !r.latest.state.is_terminal()).collect();
+        for (key, state) in [
+            ("tasks_staging", "TASK_STAGING"),
+            ("tasks_starting", "TASK_STARTING"),
+            ("tasks_running", "TASK_RUNNING"),
+            ("tasks_killing", "TASK_KILLING"),
+        ] {
+            set(key, live.iter().filter(|r| r.latest.state.as_str() == state).count() as f64);
+        }
+        for (key, state) in [
+            ("tasks_finished", "TASK_FINISHED"),
+            ("tasks_failed", "TASK_FAILED"),
+            ("tasks_killed", "TASK_KILLED"),
+            ("tasks_lost", "TASK_LOST"),
+            ("tasks_gone", "TASK_GONE"),
+        ] {
+            set(key, guard.terminal.get(state).copied().unwrap_or(0) as f64);
+        }
+        let frameworks: std::collections::BTreeSet<&str> = live.iter().map(|r| r.framework_id.value.as_str()).collect();
+        set("frameworks_active", frameworks.len() as f64);
+        // Each command task runs under an executor of its own.
+        set("executors_running", live.len() as f64);
+        set("executors_registering", 0.0);
+        set("executors_terminating", 0.0);
+        set("executors_terminated", guard.terminal.values().sum::<u64>() as f64);
+    }
+    metrics::resources(&mut m, "slave", &agent.total, &used);
+    metrics::system(&mut m);
+    axum::Json(m).into_response()
 }
 
 fn task_json(record: &TaskRecord, agent_id: &str) -> Value {
@@ -74,13 +153,7 @@ async fn state(State(agent): Shared) -> Response {
         "used_resources": used.to_state_json(),
         "attributes": attributes_state_json(&agent.attributes),
         "master_hostname": guard.master.as_ref().and_then(|m| m.hostname.clone()),
-        "flags": {
-            "master": agent.args.master,
-            "resources": agent.args.resources,
-            "attributes": agent.args.attributes,
-            "work_dir": agent.args.work_dir.display().to_string(),
-            "port": agent.args.port.to_string(),
-        },
+        "flags": flags_json(&agent),
         "frameworks": frameworks
             .into_iter()
             .map(|(id, executors)| json!({"id": id, "executors": executors, "completed_executors": []}))

@@ -92,8 +92,13 @@ pub async fn follow(
                 continue;
             }
         };
-        agent.lock().master = Some(leader.clone());
+        {
+            let mut guard = agent.lock();
+            guard.master = Some(leader.clone());
+            guard.registered = true;
+        }
         let end = serve_master(&agent, &base, &registered, &mut masters, &mut updates, &mut pending).await;
+        agent.lock().registered = false;
         match end {
             LinkEnd::Reregister => tracing::info!(master = %base, "master asks to register again"),
             LinkEnd::LeaderChanged => tracing::info!("leading master changed"),

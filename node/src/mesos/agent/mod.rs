@@ -77,12 +77,18 @@ struct AgentState {
     master: Option<v1::MasterInfo>,
     tasks: BTreeMap<String, TaskRecord>,
     completed: VecDeque<TaskRecord>,
+    /// Whether the link to the leading master is up (`slave/registered`).
+    registered: bool,
+    /// Tasks that reached each terminal state, for `/metrics/snapshot`.
+    terminal: BTreeMap<&'static str, u64>,
 }
 
 /// What the HTTP handlers, the master link and the task runners share.
 pub struct Agent {
     args: Args,
     hostname: String,
+    /// Seconds since the epoch when the agent started.
+    start_time: f64,
     total: Resources,
     attributes: Vec<v1::Attribute>,
     state: Mutex<AgentState>,
@@ -120,6 +126,9 @@ impl Agent {
         if state.is_terminal() {
             record.kill = None;
             record.pid = None;
+        }
+        if state.is_terminal() {
+            *guard.terminal.entry(state.as_str()).or_default() += 1;
         }
         // The link lives as long as the process.
         let _ = self.updates.send(update);
@@ -240,6 +249,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let agent = Arc::new(Agent {
         args: args.clone(),
         hostname,
+        start_time: v1::now_seconds(),
         total,
         attributes,
         state: Mutex::new(AgentState::default()),

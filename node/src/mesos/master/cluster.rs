@@ -210,10 +210,28 @@ pub struct Cluster {
     pub completed_frameworks: VecDeque<Framework>,
     pub offers: BTreeMap<String, OfferRecord>,
     pub elected_time: f64,
+    /// What happened since this master was elected, for `/metrics/snapshot`.
+    pub counters: Counters,
     next_id: u64,
     last_allocation: Instant,
     allocate_soon: bool,
     effects: Vec<Effect>,
+}
+
+/// Counts since election, as Mesos' `master/*` counters keep them.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    /// Tasks that reached each terminal state (`TASK_FINISHED`, `TASK_LOST`, ...).
+    pub terminal_tasks: BTreeMap<&'static str, u64>,
+    pub agent_registrations: u64,
+    pub agent_reregistrations: u64,
+    pub agent_removals: u64,
+}
+
+impl Counters {
+    fn task_ended(&mut self, state: TaskState) {
+        *self.terminal_tasks.entry(state.as_str()).or_default() += 1;
+    }
 }
 
 fn new_uuid_base64() -> String {
@@ -233,6 +251,7 @@ impl Cluster {
             completed_frameworks: VecDeque::new(),
             offers: BTreeMap::new(),
             elected_time: v1::now_seconds(),
+            counters: Counters::default(),
             next_id: 0,
             last_allocation: Instant::now(),
             allocate_soon: false,
@@ -524,6 +543,7 @@ impl Cluster {
             let state = if partition_aware { TaskState::Dropped } else { TaskState::Lost };
             for task in &tasks {
                 let status = self.master_status(&task.task_id, None, state, "REASON_INVALID_OFFERS", &message);
+                self.counters.task_ended(state);
                 self.send(framework_id, &Event::update(status));
             }
             // Valid offers named alongside invalid ones are still consumed and return.
@@ -561,6 +581,7 @@ impl Cluster {
             };
             if let Some(message) = problem {
                 let status = self.master_status(&task.task_id, Some(&agent_id), TaskState::Error, "REASON_TASK_INVALID", message);
+                self.counters.task_ended(TaskState::Error);
                 self.send(framework_id, &Event::update(status));
                 continue;
             }
@@ -750,6 +771,11 @@ impl Cluster {
         };
         let reregistered = self.agents.contains_key(&agent_id) || self.recovered_agents.contains_key(&agent_id);
         self.recovered_agents.remove(&agent_id);
+        if reregistered {
+            self.counters.agent_reregistrations += 1;
+        } else {
+            self.counters.agent_registrations += 1;
+        }
         let address = AgentAddress {
             ip: request.ip.clone(),
             port: request.port,
@@ -866,6 +892,7 @@ impl Cluster {
         task.statuses.push(status.clone());
         if status.state.is_terminal() {
             framework.complete(&task_id);
+            self.counters.task_ended(status.state);
             self.allocate_soon = true;
         }
         self.send_update(framework_id, status);
@@ -878,6 +905,7 @@ impl Cluster {
             return;
         };
         tracing::warn!(agent = agent_id, hostname = %agent.hostname, why, "removing agent");
+        self.counters.agent_removals += 1;
         let rescinded: Vec<OfferRecord> = self.offers.values().filter(|o| o.agent_id == agent_id).cloned().collect();
         for offer in rescinded {
             self.offers.remove(&offer.id);
@@ -911,6 +939,7 @@ impl Cluster {
                     task.state = state;
                     task.statuses.push(status.clone());
                     framework.complete(&task_id.value);
+                    self.counters.task_ended(state);
                 }
                 self.send_update(framework_id, status);
             }

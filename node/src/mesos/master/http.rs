@@ -1,6 +1,9 @@
-//! The master's HTTP endpoints: operator JSON (`/master/*`), the v1 scheduler API, and the
-//! agents' internal calls. Only the leader serves the scheduler API, the agents and the
-//! per-kind listings; the others answer 307 to the leader (503 while none is elected).
+//! The master's HTTP endpoints: operator JSON (`/master/*`, each also at the root as Mesos
+//! serves it, with or without a trailing slash), `/metrics/snapshot`, `/version`, the v1
+//! operator and scheduler APIs, and the agents' internal calls. As `src/master/http.cpp` does,
+//! a master that does not lead answers the leader-only endpoints (state, state-summary,
+//! slaves, frameworks, tasks, the APIs, the agents' calls) with 307 to the leader (503 while
+//! none is elected); health, flags, redirect, version and metrics answer on every master.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,14 +11,15 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::Master;
 use super::cluster::CallError;
+use super::operator;
 use super::state_json;
 use crate::mesos::protocol::{AgentPing, PING_PATH, REGISTER_PATH, RegisterAgent, STATUS_PATH, StatusUpdate};
 use crate::mesos::recordio;
@@ -26,21 +30,42 @@ const STREAM_ID: &str = "Mesos-Stream-Id";
 
 type Shared = State<Arc<Master>>;
 
+/// Adds an endpoint of the master's process at `/master<path>` and at the root (Mesos' master
+/// is libprocess' delegate, so both answer), each also with a trailing slash.
+fn endpoint(router: Router<Arc<Master>>, path: &str, handler: MethodRouter<Arc<Master>>) -> Router<Arc<Master>> {
+    [format!("/master{path}"), path.to_owned()]
+        .into_iter()
+        .flat_map(|p| [format!("{p}/"), p])
+        .fold(router, |router, p| router.route(&p, handler.clone()))
+}
+
 /// All routes of the master.
 pub fn router(master: Arc<Master>) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/master/health", get(health))
-        .route("/health", get(health))
+    let mut router = Router::new().route("/", get(index));
+    for (path, handler) in [
+        ("/health", get(health)),
+        ("/flags", get(flags)),
+        ("/state", get(state)),
+        ("/state.json", get(state)),
+        ("/state-summary", get(state_summary)),
+        ("/slaves", get(slaves)),
+        ("/tasks", get(tasks)),
+        ("/tasks.json", get(tasks)),
+        ("/frameworks", get(frameworks)),
+        ("/api/v1", any(operator_api)),
+        ("/api/v1/scheduler", post(scheduler)),
+    ] {
+        router = endpoint(router, path, handler);
+    }
+    router
+        // `/redirect/...` is 404 in Mesos (a loop guard), so no trailing-slash form.
         .route("/master/redirect", get(redirect))
-        .route("/master/state", get(state))
-        .route("/master/state.json", get(state))
-        .route("/state.json", get(state))
-        .route("/state", get(state))
-        .route("/master/slaves", get(slaves))
-        .route("/master/tasks", get(tasks))
-        .route("/master/frameworks", get(frameworks))
-        .route("/api/v1/scheduler", post(scheduler))
+        .route("/redirect", get(redirect))
+        // Processes of their own in libprocess: only at the root.
+        .route("/metrics/snapshot", get(metrics_snapshot))
+        .route("/metrics/snapshot/", get(metrics_snapshot))
+        .route("/version", get(version))
+        .route("/version/", get(version))
         .route(REGISTER_PATH, post(register_agent))
         .route(PING_PATH, post(agent_ping))
         .route(STATUS_PATH, post(status_update))
@@ -56,27 +81,28 @@ fn call_error(error: CallError) -> Response {
     text(status, error.message)
 }
 
-/// `//host:port<path>` of the leader, as Mesos writes its redirects.
-fn leader_location(master: &Master, path: &str) -> Option<String> {
+/// `//hostname:port` of the leader (possibly this master), as Mesos bases its redirects: the
+/// hostname of its MasterInfo, else its address.
+fn leader_base(master: &Master) -> Option<String> {
     let leader = master.leader.borrow();
-    let leader = leader.as_ref().filter(|l| l.id != master.info.id)?;
+    let leader = leader.as_ref()?;
     let host = leader
-        .address
-        .as_ref()
-        .and_then(|a| a.hostname.clone().or_else(|| a.ip.clone()))
-        .or_else(|| leader.hostname.clone())
+        .hostname
+        .clone()
+        .or_else(|| leader.address.as_ref().and_then(|a| a.hostname.clone().or_else(|| a.ip.clone())))
         .unwrap_or_else(|| leader.ipv4().to_string());
-    Some(format!("//{host}:{}{path}", leader.port))
+    Some(format!("//{host}:{}", leader.port))
 }
 
-/// `None` when this master leads; otherwise the redirect (or 503) to answer with.
+/// `None` when this master leads; otherwise the redirect (or 503) to answer with: the
+/// leader's base followed by the request's path and query.
 fn unless_leading(master: &Master, uri: &Uri) -> Option<Response> {
     if master.leading() {
         return None;
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    Some(match leader_location(master, path) {
-        Some(location) => temporary_redirect(&location),
+    Some(match leader_base(master) {
+        Some(base) => temporary_redirect(&format!("{base}{path}")),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
     })
 }
@@ -89,7 +115,13 @@ fn temporary_redirect(location: &str) -> Response {
     response
 }
 
-async fn index(State(master): Shared) -> Html<String> {
+/// The sim's stand-in for the web UI: a page with the leader's counts. A master that does not
+/// lead sends the browser to the leader, as Mesos' UI does, so the page never shows an empty
+/// cluster.
+async fn index(State(master): Shared, uri: Uri) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
     let leader = master
         .leader
         .borrow()
@@ -110,34 +142,56 @@ async fn index(State(master): Shared) -> Html<String> {
         id = master.info.id,
         version = super::MESOS_VERSION,
     ))
+    .into_response()
 }
 
 async fn health() -> StatusCode {
     StatusCode::OK
 }
 
+async fn flags(State(master): Shared) -> Response {
+    axum::Json(json!({ "flags": state_json::flags(&master) })).into_response()
+}
+
+/// `/version`: what Mesos' version process answers (the sim has no build date or commit).
+async fn version() -> Response {
+    axum::Json(json!({ "version": super::MESOS_VERSION })).into_response()
+}
+
+async fn metrics_snapshot(State(master): Shared) -> Response {
+    let snapshot = master
+        .with_cluster(|c| state_json::metrics(&master, Some(c)))
+        .unwrap_or_else(|| state_json::metrics(&master, None));
+    axum::Json(snapshot).into_response()
+}
+
+/// `/master/redirect`: 307 to the leader's base URL, on every master (the leader included).
 async fn redirect(State(master): Shared) -> Response {
-    let location = if master.leading() {
-        let address = master.info.address.clone().unwrap_or_default();
-        Some(format!(
-            "//{}:{}",
-            address.hostname.or(address.ip).unwrap_or_default(),
-            master.info.port
-        ))
-    } else {
-        leader_location(&master, "")
-    };
-    match location {
-        Some(location) => temporary_redirect(&location),
+    match leader_base(&master) {
+        Some(base) => temporary_redirect(&base),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
     }
 }
 
-async fn state(State(master): Shared) -> Response {
-    let body = master
-        .with_cluster(|c| state_json::state(&master, Some(c)))
-        .unwrap_or_else(|| state_json::state(&master, None));
-    axum::Json(body).into_response()
+async fn state(State(master): Shared, uri: Uri) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    match master.with_cluster(|c| state_json::state(&master, Some(c))) {
+        Some(body) => axum::Json(body).into_response(),
+        // Stepped down between the check and now.
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
+}
+
+async fn state_summary(State(master): Shared, uri: Uri) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    match master.with_cluster(|c| state_json::state_summary(&master, c)) {
+        Some(body) => axum::Json(body).into_response(),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
 }
 
 async fn slaves(State(master): Shared, uri: Uri) -> Response {
@@ -168,6 +222,53 @@ async fn frameworks(State(master): Shared, uri: Uri) -> Response {
         })
     });
     axum::Json(body).into_response()
+}
+
+/// `POST /api/v1`: the operator API, checked in the order of `Master::Http::api`.
+async fn operator_api(State(master): Shared, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(response) = unless_leading(&master, &uri) {
+        return response;
+    }
+    if method != Method::POST {
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("Expecting one of {{ 'POST' }}, but received '{method}'"),
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let Some(content_type) = header(&headers, header::CONTENT_TYPE) else {
+        return text(StatusCode::BAD_REQUEST, "Expecting 'Content-Type' to be present");
+    };
+    if !content_type.starts_with("application/json") {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Expecting 'Content-Type' of application/json (this master speaks JSON only), got '{content_type}'"),
+        );
+    }
+    let (kind, _call) = match operator::parse(&body) {
+        Ok(call) => call,
+        Err(answer) => return operator_response(answer),
+    };
+    if let Some(accept) = header(&headers, header::ACCEPT)
+        && !(accept.contains("application/json") || accept.contains("*/*"))
+    {
+        return text(
+            StatusCode::NOT_ACCEPTABLE,
+            "Expecting 'Accept' to allow 'application/json' (this master speaks JSON only)",
+        );
+    }
+    match master.with_cluster(|c| operator::answer(&master, c, &kind)) {
+        Some(answer) => operator_response(answer),
+        None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
+    }
+}
+
+fn operator_response(answer: operator::Answer) -> Response {
+    match answer {
+        operator::Answer::Json(body) => axum::Json(body).into_response(),
+        operator::Answer::Error { status, message } => text(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), message),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

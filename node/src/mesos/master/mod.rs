@@ -4,6 +4,7 @@
 pub mod cluster;
 mod election;
 mod http;
+mod operator;
 mod registry;
 mod state_json;
 

@@ -1,5 +1,8 @@
-//! The JSON of `/master/state`, `/master/slaves`, `/master/tasks` and `/master/frameworks`, in
-//! the shape Mesos gives them (`docs/endpoints/master/state.md`), for the fields the sim fills.
+//! The JSON of `/master/state`, `/master/state-summary`, `/master/slaves`, `/master/tasks`,
+//! `/master/frameworks`, `/master/flags` and `/metrics/snapshot`, in the shape Mesos gives them
+//! (`docs/endpoints/master/state.md`, `src/master/readonly_handler.cpp`), for the fields the sim
+//! fills. Every framework of the sim speaks the HTTP API, so none has a `pid` (Mesos omits it
+//! for HTTP frameworks).
 
 use serde_json::{Value, json};
 
@@ -114,7 +117,6 @@ pub fn framework_json(cluster: &Cluster, framework: &Framework) -> Value {
         "user": framework.info.user,
         "hostname": framework.info.hostname.clone().unwrap_or_default(),
         "webui_url": framework.info.webui_url.clone().unwrap_or_default(),
-        "pid": "",
         "role": framework.info.allocation_role(),
         "roles": [framework.info.allocation_role()],
         "failover_timeout": framework.info.failover_timeout.unwrap_or(0.0),
@@ -170,7 +172,8 @@ pub fn state(master: &Master, cluster: Option<&Cluster>) -> Value {
     state
 }
 
-fn flags(master: &Master) -> Value {
+/// `/master/flags`' `flags` object: every flag by its name, each value a string.
+pub fn flags(master: &Master) -> Value {
     let args = &master.args;
     json!({
         "zk": args.zk.to_string(),
@@ -205,4 +208,174 @@ pub fn tasks(cluster: &Cluster) -> Vec<Value> {
     let running = cluster.frameworks.values().flat_map(|f| f.tasks.values());
     let completed = cluster.frameworks.values().flat_map(|f| f.completed_tasks.iter());
     tasks_json(cluster, running.chain(completed))
+}
+
+/// Counts of a set of tasks by state, as `/master/state-summary` shows them per agent and per
+/// framework.
+fn task_state_counts<'a>(tasks: impl Iterator<Item = &'a Task>) -> serde_json::Map<String, Value> {
+    const STATES: [&str; 10] = [
+        "TASK_STAGING",
+        "TASK_STARTING",
+        "TASK_RUNNING",
+        "TASK_KILLING",
+        "TASK_FINISHED",
+        "TASK_KILLED",
+        "TASK_FAILED",
+        "TASK_LOST",
+        "TASK_ERROR",
+        "TASK_UNREACHABLE",
+    ];
+    let mut counts: std::collections::BTreeMap<&str, u64> = STATES.iter().map(|s| (*s, 0)).collect();
+    for task in tasks {
+        if let Some(count) = counts.get_mut(task.state.as_str()) {
+            *count += 1;
+        }
+    }
+    counts.into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect()
+}
+
+/// `/master/state-summary`: agents and frameworks with their task counts by state and which
+/// frameworks run on which agents. Completed tasks count too, as Mesos counts the ones it keeps.
+pub fn state_summary(master: &Master, cluster: &Cluster) -> Value {
+    let all_tasks = || {
+        cluster
+            .frameworks
+            .values()
+            .flat_map(|f| f.tasks.values().chain(f.completed_tasks.iter()))
+    };
+    let slaves: Vec<Value> = cluster
+        .agents
+        .values()
+        .map(|agent| {
+            let mut value = agent_json(cluster, agent);
+            let object = value.as_object_mut().expect("an object");
+            object.extend(task_state_counts(all_tasks().filter(|t| t.agent_id == agent.id)));
+            let framework_ids: std::collections::BTreeSet<&str> = all_tasks()
+                .filter(|t| t.agent_id == agent.id)
+                .map(|t| t.framework_id.as_str())
+                .collect();
+            object.insert("framework_ids".into(), json!(framework_ids));
+            value
+        })
+        .collect();
+    let frameworks: Vec<Value> = cluster
+        .frameworks
+        .values()
+        .map(|framework| {
+            let used = cluster.used_by(&framework.id);
+            let offered = cluster.offered_to(&framework.id);
+            let tasks = || framework.tasks.values().chain(framework.completed_tasks.iter());
+            let mut object = serde_json::Map::new();
+            object.insert("id".into(), json!(framework.id));
+            object.insert("name".into(), json!(framework.info.name));
+            object.insert("used_resources".into(), used.to_state_json());
+            object.insert("offered_resources".into(), offered.to_state_json());
+            object.insert(
+                "capabilities".into(),
+                json!(framework.info.capabilities.iter().map(|c| c.kind.clone()).collect::<Vec<_>>()),
+            );
+            object.insert("hostname".into(), json!(framework.info.hostname.clone().unwrap_or_default()));
+            object.insert("webui_url".into(), json!(framework.info.webui_url.clone().unwrap_or_default()));
+            object.insert("active".into(), json!(framework.connected() && !framework.suppressed));
+            object.insert("connected".into(), json!(framework.connected()));
+            object.insert("recovered".into(), json!(framework.recovered));
+            object.extend(task_state_counts(tasks()));
+            let slave_ids: std::collections::BTreeSet<&str> = tasks().map(|t| t.agent_id.as_str()).collect();
+            object.insert("slave_ids".into(), json!(slave_ids));
+            Value::Object(object)
+        })
+        .collect();
+    let mut summary = json!({
+        "hostname": master.info.hostname,
+        "slaves": slaves,
+        "frameworks": frameworks,
+    });
+    if let Some(cluster_name) = &master.args.cluster {
+        summary["cluster"] = json!(cluster_name);
+    }
+    summary
+}
+
+/// `/metrics/snapshot` of the master. A master that does not lead reports `master/elected` 0
+/// and an empty cluster: like a Mesos master before election, it has no agents or frameworks.
+pub fn metrics(master: &Master, cluster: Option<&Cluster>) -> crate::mesos::metrics::Snapshot {
+    use crate::mesos::metrics;
+    use crate::mesos::resources::Resources;
+    let mut m = metrics::Snapshot::new();
+    let mut set = |key: &str, value: f64| {
+        m.insert(format!("master/{key}"), value);
+    };
+    set("elected", if cluster.is_some() { 1.0 } else { 0.0 });
+    set("uptime_secs", metrics::uptime_secs(master.start_time));
+    let (mut total, mut used) = (Resources::default(), Resources::default());
+    if let Some(cluster) = cluster {
+        let agents = cluster.agents.len() as f64;
+        // Registered agents are connected and active; a silent one is removed, never kept
+        // disconnected or unreachable.
+        set("slaves_active", agents);
+        set("slaves_connected", agents);
+        set("slaves_disconnected", 0.0);
+        set("slaves_inactive", 0.0);
+        set("slaves_unreachable", 0.0);
+        let frameworks = || cluster.frameworks.values();
+        let active = frameworks().filter(|f| f.connected() && !f.suppressed).count() as f64;
+        let connected = frameworks().filter(|f| f.connected()).count() as f64;
+        let all = cluster.frameworks.len() as f64;
+        set("frameworks_active", active);
+        set("frameworks_inactive", all - active);
+        set("frameworks_connected", connected);
+        set("frameworks_disconnected", all - connected);
+        set("outstanding_offers", cluster.offers.len() as f64);
+        let live = |state: &str| {
+            frameworks()
+                .flat_map(|f| f.tasks.values())
+                .filter(|t| t.state.as_str() == state)
+                .count() as f64
+        };
+        for (key, state) in [
+            ("tasks_staging", "TASK_STAGING"),
+            ("tasks_starting", "TASK_STARTING"),
+            ("tasks_running", "TASK_RUNNING"),
+            ("tasks_killing", "TASK_KILLING"),
+            ("tasks_unreachable", "TASK_UNREACHABLE"),
+        ] {
+            set(key, live(state));
+        }
+        let counters = &cluster.counters;
+        for (key, state) in [
+            ("tasks_finished", "TASK_FINISHED"),
+            ("tasks_failed", "TASK_FAILED"),
+            ("tasks_killed", "TASK_KILLED"),
+            ("tasks_lost", "TASK_LOST"),
+            ("tasks_error", "TASK_ERROR"),
+            ("tasks_dropped", "TASK_DROPPED"),
+            ("tasks_gone", "TASK_GONE"),
+            ("tasks_gone_by_operator", "TASK_GONE_BY_OPERATOR"),
+        ] {
+            set(key, counters.terminal_tasks.get(state).copied().unwrap_or(0) as f64);
+        }
+        set("slave_registrations", counters.agent_registrations as f64);
+        set("slave_reregistrations", counters.agent_reregistrations as f64);
+        set("slave_removals", counters.agent_removals as f64);
+        total = cluster.agents.values().map(|a| a.total.clone()).sum();
+        used = cluster.agents.keys().map(|id| cluster.used_on(id)).sum();
+    } else {
+        for key in [
+            "slaves_active",
+            "slaves_connected",
+            "slaves_disconnected",
+            "slaves_inactive",
+            "slaves_unreachable",
+            "frameworks_active",
+            "frameworks_inactive",
+            "frameworks_connected",
+            "frameworks_disconnected",
+            "outstanding_offers",
+        ] {
+            set(key, 0.0);
+        }
+    }
+    metrics::resources(&mut m, "master", &total, &used);
+    metrics::system(&mut m);
+    m
 }
