@@ -55,8 +55,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
-    let config = NodeConfig::read(&args.config)?;
-    config.write_files()?;
+    let config = config::read(&args.config)?;
+    config::write_files(&config)?;
     std::fs::create_dir_all(&args.log_dir).with_context(|| format!("creating the log directory {}", args.log_dir.display()))?;
 
     let mut programs: Vec<Supervised> = config

@@ -1,6 +1,8 @@
 //! `paas-node supervise` with real processes: files written, programs run, logged, restarted,
 //! orphans reaped, SIGTERM passed on.
 
+mod core_config;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
