@@ -155,6 +155,52 @@ fn number(map: &Map<String, Value>, key: &str, default: f64, violations: &mut Ve
     }
 }
 
+/// An int32 field at least `min` (Marathon's RAML types: `error.expected.int`, `error.min`).
+fn integer(map: &Map<String, Value>, key: &str, default: f64, path: &str, min: f64, violations: &mut Vec<Violation>) -> f64 {
+    let error = match map.get(key) {
+        None | Some(Value::Null) => return default,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(x) if x.fract() != 0.0 || x > f64::from(i32::MAX) || x < f64::from(i32::MIN) => "error.expected.int",
+            Some(x) if x < min => "error.min",
+            Some(x) => return x,
+            None => "error.expected.int",
+        },
+        Some(_) => "error.expected.jsnumber",
+    };
+    violations.push(Violation {
+        path: path.to_owned(),
+        errors: vec![error.into()],
+    });
+    default
+}
+
+/// A port number: 0 (any) to 65535.
+fn port(value: Option<&Value>, path: &str, violations: &mut Vec<Violation>) -> u64 {
+    match value {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|p| p <= 65535) => n.as_u64().unwrap_or(0),
+        Some(Value::Number(n)) => {
+            let error = if n.as_f64().is_some_and(|x| x < 0.0) {
+                "error.min"
+            } else {
+                "error.max"
+            };
+            violations.push(Violation {
+                path: path.to_owned(),
+                errors: vec![error.into()],
+            });
+            0
+        }
+        Some(_) => {
+            violations.push(Violation {
+                path: path.to_owned(),
+                errors: vec!["error.expected.jsnumber".into()],
+            });
+            0
+        }
+    }
+}
+
 /// Checks a definition and reads the scheduler's view of it. Fails with every violation.
 pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
     let mut v = Vec::new();
@@ -188,13 +234,7 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
             errors: vec!["AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'.".into()],
         });
     }
-    let instances = number(map, "instances", 1.0, &mut v);
-    if instances < 0.0 || instances.fract() != 0.0 {
-        v.push(Violation {
-            path: "/instances".into(),
-            errors: vec!["must be greater than or equal to 0".into()],
-        });
-    }
+    let instances = integer(map, "instances", 1.0, "/instances", 0.0, &mut v);
     let cpus = number(map, "cpus", 1.0, &mut v);
     let mem = number(map, "mem", 128.0, &mut v);
     let disk = number(map, "disk", 0.0, &mut v);
@@ -206,17 +246,111 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
             });
         }
     }
+    let backoff_secs = number(map, "backoffSeconds", 1.0, &mut v);
+    let backoff_factor = number(map, "backoffFactor", 1.15, &mut v);
+    let max_launch_delay_secs = integer(
+        map,
+        "maxLaunchDelaySeconds",
+        super::wire::DEFAULT_MAX_LAUNCH_DELAY_SECONDS,
+        "/maxLaunchDelaySeconds",
+        0.0,
+        &mut v,
+    );
+    if !(0.0..=f64::from(i32::MAX)).contains(&backoff_secs) {
+        v.push(Violation {
+            path: "/backoffSeconds".into(),
+            errors: vec!["error.min".into()],
+        });
+    }
+    if !(1.0..=1e6).contains(&backoff_factor) {
+        v.push(Violation {
+            path: "/backoffFactor".into(),
+            errors: vec!["error.min".into()],
+        });
+    }
+    for (key, value) in ["labels", "env"].iter().filter_map(|k| map.get(*k).map(|v| (*k, v))) {
+        match value {
+            Value::Null => {}
+            Value::Object(entries) => {
+                for (name, entry) in entries {
+                    // env values may also be secret references (`{"secret": "name"}`).
+                    let ok = entry.is_string() || (key == "env" && entry.get("secret").is_some_and(Value::is_string));
+                    if !ok {
+                        v.push(Violation {
+                            path: format!("/{key}({name})"),
+                            errors: vec!["error.expected.jsstring".into()],
+                        });
+                    }
+                }
+            }
+            _ => v.push(Violation {
+                path: format!("/{key}"),
+                errors: vec!["error.expected.jsobject".into()],
+            }),
+        }
+    }
+    for key in ["args", "uris", "dependencies", "acceptedResourceRoles"] {
+        match map.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+            Some(_) => v.push(Violation {
+                path: format!("/{key}"),
+                errors: vec!["error.expected.jsarray of strings".into()],
+            }),
+        }
+    }
+    for key in ["cmd", "user", "executor"] {
+        if map.get(key).is_some_and(|c| !c.is_null() && !c.is_string()) {
+            v.push(Violation {
+                path: format!("/{key}"),
+                errors: vec!["error.expected.jsstring".into()],
+            });
+        }
+    }
+    if map.get("requirePorts").is_some_and(|r| !r.is_null() && !r.is_boolean()) {
+        v.push(Violation {
+            path: "/requirePorts".into(),
+            errors: vec!["error.expected.jsboolean".into()],
+        });
+    }
+    if map.get("container").is_some_and(|c| !c.is_null() && !c.is_object()) {
+        v.push(Violation {
+            path: "/container".into(),
+            errors: vec!["error.expected.jsobject".into()],
+        });
+    }
 
-    let ports: Vec<u64> = if let Some(defs) = map.get("portDefinitions").and_then(Value::as_array) {
-        defs.iter().map(|d| d.get("port").and_then(Value::as_u64).unwrap_or(0)).collect()
-    } else if let Some(ports) = map.get("ports").and_then(Value::as_array) {
-        ports.iter().map(|p| p.as_u64().unwrap_or(0)).collect()
-    } else if map.get("container").is_some_and(|c| !c.is_null()) {
-        Vec::new()
-    } else {
-        // Marathon's default for an app that says nothing: one port, any.
-        vec![0]
+    let declared: Vec<u64> = match (map.get("portDefinitions"), map.get("ports")) {
+        (Some(Value::Array(defs)), _) => defs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| port(d.get("port"), &format!("/portDefinitions({i})/port"), &mut v))
+            .collect(),
+        (Some(Value::Null) | None, Some(Value::Array(ports))) => ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| port(Some(p), &format!("/ports({i})"), &mut v))
+            .collect(),
+        (Some(Value::Null) | None, Some(Value::Null) | None) if map.get("container").is_some_and(|c| !c.is_null()) => Vec::new(),
+        (Some(Value::Null) | None, Some(Value::Null) | None) => vec![0],
+        (Some(_), _) => {
+            v.push(Violation {
+                path: "/portDefinitions".into(),
+                errors: vec!["error.expected.jsarray".into()],
+            });
+            Vec::new()
+        }
+        (_, Some(_)) => {
+            v.push(Violation {
+                path: "/ports".into(),
+                errors: vec!["error.expected.jsarray".into()],
+            });
+            Vec::new()
+        }
     };
+    let require_ports = map.get("requirePorts").and_then(Value::as_bool).unwrap_or(false);
+    // Declared ports are service ports; a task's host ports are only fixed with requirePorts.
+    let ports: Vec<u64> = if require_ports { declared.clone() } else { vec![0; declared.len()] };
 
     let env = map
         .get("env")
@@ -308,8 +442,19 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
                     None
                 }
             };
-            let get = |key: &str, default: f64| hc.get(key).and_then(Value::as_f64).unwrap_or(default);
-            let port_index = hc.get("portIndex").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let Some(hc) = hc.as_object() else {
+                v.push(Violation {
+                    path: format!("/healthChecks({i})"),
+                    errors: vec!["error.expected.jsobject".into()],
+                });
+                continue;
+            };
+            let mut get = |key: &str, default: f64| integer(hc, key, default, &format!("/healthChecks({i})/{key}"), 0.0, &mut v);
+            let grace_period_secs = get("gracePeriodSeconds", 300.0);
+            let interval_secs = get("intervalSeconds", 60.0);
+            let timeout_secs = get("timeoutSeconds", 20.0);
+            let max_consecutive_failures = get("maxConsecutiveFailures", 3.0);
+            let port_index = get("portIndex", 0.0) as usize;
             if let Some(protocol) = protocol {
                 if port_index >= ports.len().max(1) {
                     v.push(Violation {
@@ -323,10 +468,11 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
                     protocol,
                     path: hc.get("path").and_then(Value::as_str).unwrap_or("/").to_owned(),
                     port_index,
-                    grace_period_secs: get("gracePeriodSeconds", 300.0),
-                    interval_secs: get("intervalSeconds", 60.0).max(0.1),
-                    timeout_secs: get("timeoutSeconds", 20.0).max(0.1),
-                    max_consecutive_failures: get("maxConsecutiveFailures", 3.0) as u32,
+                    grace_period_secs,
+                    // 0 would check in a busy loop; Marathon's own floor is one second.
+                    interval_secs: interval_secs.max(1.0),
+                    timeout_secs: timeout_secs.max(1.0),
+                    max_consecutive_failures: max_consecutive_failures as u32,
                 });
             }
         }
@@ -363,14 +509,14 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
         mem,
         disk,
         ports,
-        require_ports: map.get("requirePorts").and_then(Value::as_bool).unwrap_or(false),
+        require_ports,
         env,
         uris,
         constraints,
         health_checks,
-        backoff_secs: map.get("backoffSeconds").and_then(Value::as_f64).unwrap_or(1.0),
-        backoff_factor: map.get("backoffFactor").and_then(Value::as_f64).unwrap_or(1.15),
-        max_launch_delay_secs: map.get("maxLaunchDelaySeconds").and_then(Value::as_f64).unwrap_or(3600.0),
+        backoff_secs,
+        backoff_factor,
+        max_launch_delay_secs,
         minimum_health_capacity,
         maximum_over_capacity,
     })

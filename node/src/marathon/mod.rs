@@ -4,7 +4,8 @@
 //!
 //! - [`app`]: definitions and validation (422 details as Marathon gives them);
 //! - [`placement`]: where tasks go, a pure function with constraints;
-//! - [`model`]: apps, tasks, health, and their JSON;
+//! - [`model`]: apps, tasks, health;
+//! - [`wire`]: Marathon's JSON (typed) and the normalization of posted definitions;
 //! - [`store`]: apps, tasks and the framework id in ZooKeeper;
 //! - [`scheduler`]: the framework loop;
 //! - [`http`]: REST v2 and the event stream.
@@ -15,19 +16,22 @@ pub mod model;
 pub mod placement;
 pub mod scheduler;
 pub mod store;
+pub mod wire;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
-use serde_json::Value;
+// Locks that cannot poison: a panic elsewhere must never turn every later request into one.
+use parking_lot::Mutex;
+use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 use zookeeper_client::Client;
 
 use crate::mesos::v1::TaskState;
 use crate::zk::{ZkUrl, election_leader, join_election};
-use model::{App, HealthResult, Task, World};
+use model::{App, HealthResult, Task, World, timestamp};
 use store::Store;
 
 /// Flags, named as Marathon names them.
@@ -82,6 +86,13 @@ pub struct Shared {
     pub leader: Mutex<Option<String>>,
     pub is_leader: AtomicBool,
     pub http: reqwest::Client,
+    /// Serializes API changes (check, store, apply), so two posts of one id or two apps taking
+    /// the same free service port cannot interleave. Held across ZooKeeper writes, so async.
+    pub changes: tokio::sync::Mutex<()>,
+    /// The leading Mesos master's URL, once subscribed.
+    pub mesos_leader: Mutex<Option<String>>,
+    /// When this process started (for `/metrics`).
+    pub started: std::time::Instant,
 }
 
 /// Runs Marathon until it loses its ZooKeeper session or is asked to abdicate. Fails when the
@@ -118,6 +129,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .context("building the HTTP client")?,
+        changes: tokio::sync::Mutex::new(()),
+        mesos_leader: Mutex::new(None),
+        started: std::time::Instant::now(),
     });
     let server = axum::serve(listener, http::router(shared.clone()));
     tokio::spawn(async move {
@@ -133,7 +147,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     loop {
         let (leader, watcher) = election_leader(&zk, &dir, "member_").await?;
         let leader_address = leader.as_ref().map(|m| String::from_utf8_lossy(&m.data).into_owned());
-        *shared.leader.lock().unwrap() = leader_address.clone();
+        *shared.leader.lock() = leader_address.clone();
         if leader.as_ref().is_some_and(|m| m.name == mine) && !shared.is_leader.load(Ordering::SeqCst) {
             tracing::info!("elected leader");
             take_over(&shared).await?;
@@ -156,30 +170,47 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Loads apps, tasks and the framework id from ZooKeeper before leading.
+/// Loads apps, tasks and the framework id from ZooKeeper before leading. A stored app this
+/// version cannot run is reported (log and event) and skipped: it must never stop a leader.
 async fn take_over(shared: &Shared) -> anyhow::Result<()> {
     let apps = shared.store.load_apps(&shared.zk).await?;
     let tasks = shared.store.load_tasks(&shared.zk).await?;
-    *shared.framework_id.lock().unwrap() = shared.store.load_framework_id(&shared.zk).await?;
-    let mut world = shared.world.lock().unwrap();
+    *shared.framework_id.lock() = shared.store.load_framework_id(&shared.zk).await?;
+    let mut world = shared.world.lock();
     for record in apps {
-        match app::check(&record.definition) {
-            Ok(spec) => {
+        let id = record.definition.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
+        let taken = world.service_ports_taken(&app::normalize_id(&id));
+        match wire::normalize(&record.definition, None, &taken) {
+            Ok((definition, spec)) => {
+                let version_info = record.version_info.clone().unwrap_or_else(|| wire::VersionInfo {
+                    last_scaling_at: record.version.clone(),
+                    last_config_change_at: record.version.clone(),
+                });
                 world.apps.insert(
                     spec.id.clone(),
                     App {
-                        definition: record.definition,
+                        definition,
                         spec,
                         version: record.version,
+                        version_info,
                         failures: 0,
                         delayed_until: None,
                         last_task_failure: None,
                         deployment: None,
                         replacing: false,
+                        before_deployment: None,
                     },
                 );
             }
-            Err(e) => tracing::warn!(?e, "skipping a stored app that no longer validates"),
+            Err(e) => {
+                tracing::error!(app = %id, problem = %e.body(), "skipping a stored app this version cannot run");
+                let _ = shared.events.send(json!({
+                    "eventType": "app_definition_skipped_event",
+                    "appId": id,
+                    "problem": e.body(),
+                    "timestamp": timestamp(SystemTime::now()),
+                }));
+            }
         }
     }
     for record in tasks {

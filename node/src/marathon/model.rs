@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::app::AppSpec;
+use super::wire::{self, AppDefinition, AppInfo, DeploymentRef, TaskFailure, TaskWire, VersionInfo};
 use crate::mesos::v1::TaskState;
 
 /// A point in time as Marathon prints it: `2015-04-06T23:45:12.345Z`.
@@ -17,25 +18,38 @@ pub fn timestamp(t: SystemTime) -> String {
 /// An app and what the scheduler remembers about it.
 #[derive(Debug, Clone)]
 pub struct App {
-    pub definition: Map<String, Value>,
+    /// The normalized definition, as GET returns it.
+    pub definition: AppDefinition,
     pub spec: AppSpec,
+    /// The newest version: the later of the last scaling and the last config change.
     pub version: String,
+    pub version_info: VersionInfo,
     /// Consecutive task failures since the last task that became healthy or ran a while.
     pub failures: u32,
     /// No launch before this (backoff after failures).
     pub delayed_until: Option<Instant>,
-    pub last_task_failure: Option<Value>,
+    pub last_task_failure: Option<TaskFailure>,
     /// Set while the app's tasks do not yet match its definition after an API change.
     pub deployment: Option<String>,
     /// Tasks of older versions to replace (restart or definition change).
     pub replacing: bool,
+    /// The app before its running deployment began (`None` when that deployment created it):
+    /// canceling the deployment returns to it.
+    pub before_deployment: Option<Box<App>>,
 }
 
 impl App {
     /// The delay before the next launch after `failures` failures.
     pub fn backoff(&self) -> Duration {
-        let secs = self.spec.backoff_secs * self.spec.backoff_factor.powi(self.failures.saturating_sub(1) as i32);
-        Duration::from_secs_f64(secs.clamp(0.0, self.spec.max_launch_delay_secs.max(0.0)))
+        let exponent = self.failures.saturating_sub(1).min(10_000) as i32;
+        let secs = self.spec.backoff_secs * self.spec.backoff_factor.powi(exponent);
+        let capped = if secs.is_finite() { secs } else { self.spec.max_launch_delay_secs };
+        Duration::try_from_secs_f64(capped.clamp(0.0, self.spec.max_launch_delay_secs.max(0.0))).unwrap_or(Duration::ZERO)
+    }
+
+    /// The version tasks are launched with: a scaling alone does not replace tasks.
+    pub fn config_version(&self) -> &str {
+        &self.version_info.last_config_change_at
     }
 }
 
@@ -84,38 +98,39 @@ impl Task {
         Some(self.health.iter().all(|h| h.checked && h.alive))
     }
 
-    pub fn to_json(&self) -> Value {
-        let results: Vec<Value> = self
-            .health
-            .iter()
-            .filter(|h| h.checked)
-            .map(|h| {
-                json!({
-                    "alive": h.alive,
-                    "consecutiveFailures": h.consecutive_failures,
-                    "firstSuccess": h.first_success.map(timestamp),
-                    "lastSuccess": h.last_success.map(timestamp),
-                    "lastFailure": h.last_failure.map(timestamp),
-                    "lastFailureCause": h.last_failure_cause,
-                    "taskId": self.id,
+    /// The task as Marathon's JSON, with its app's service ports.
+    pub fn to_wire(&self, service_ports: &[u64]) -> TaskWire {
+        TaskWire {
+            id: self.id.clone(),
+            app_id: self.app_id.clone(),
+            host: self.host.clone(),
+            ports: self.ports.clone(),
+            service_ports: service_ports.to_vec(),
+            slave_id: self.agent_id.clone(),
+            state: self.state.as_str().to_owned(),
+            staged_at: timestamp(self.staged_at),
+            started_at: self.started_at.map(timestamp),
+            version: self.version.clone(),
+            ip_addresses: vec![wire::IpAddress {
+                ip_address: self.host.clone(),
+                protocol: "IPv4".into(),
+            }],
+            health_check_results: self
+                .health
+                .iter()
+                .filter(|h| h.checked)
+                .map(|h| wire::HealthCheckResult {
+                    alive: h.alive,
+                    consecutive_failures: h.consecutive_failures,
+                    first_success: h.first_success.map(timestamp),
+                    last_failure: h.last_failure.map(timestamp),
+                    last_success: h.last_success.map(timestamp),
+                    last_failure_cause: h.last_failure_cause.clone(),
+                    instance_id: self.id.clone(),
                 })
-            })
-            .collect();
-        json!({
-            "id": self.id,
-            "appId": self.app_id,
-            "host": self.host,
-            "slaveId": self.agent_id,
-            "agentId": self.agent_id,
-            "ports": self.ports,
-            "servicePorts": [],
-            "ipAddresses": [{ "ipAddress": self.host, "protocol": "IPv4" }],
-            "state": self.state.as_str(),
-            "stagedAt": timestamp(self.staged_at),
-            "startedAt": self.started_at.map(timestamp),
-            "version": self.version,
-            "healthCheckResults": results,
-        })
+                .collect(),
+            role: "*".into(),
+        }
     }
 }
 
@@ -131,31 +146,38 @@ impl World {
         self.tasks.values().filter(move |t| t.app_id == app_id)
     }
 
-    /// `{"app"}` JSON with the counts, and tasks/deployments/lastTaskFailure if `embed` asks.
+    /// A task as Marathon's JSON.
+    pub fn task_json(&self, task: &Task) -> TaskWire {
+        let service_ports: Vec<u64> = self.apps.get(&task.app_id).map(|a| a.definition.ports.clone()).unwrap_or_default();
+        task.to_wire(&service_ports)
+    }
+
+    /// Service ports of every app but `except`.
+    pub fn service_ports_taken(&self, except: &str) -> std::collections::BTreeSet<u64> {
+        self.apps
+            .values()
+            .filter(|a| a.spec.id != except)
+            .flat_map(|a| a.definition.service_ports())
+            .collect()
+    }
+
+    /// The app as the API returns it, with the counts, and its tasks if `embed_tasks`.
     pub fn app_json(&self, app: &App, embed_tasks: bool) -> Value {
-        let mut out = app.definition.clone();
         let tasks: Vec<&Task> = self.tasks_of(&app.spec.id).filter(|t| !t.state.is_terminal()).collect();
         let running = tasks.iter().filter(|t| t.state == TaskState::Running).count();
-        let healthy = tasks.iter().filter(|t| t.healthy() == Some(true)).count();
-        let unhealthy = tasks.iter().filter(|t| t.healthy() == Some(false)).count();
-        out.insert("id".into(), json!(app.spec.id));
-        out.insert("instances".into(), json!(app.spec.instances));
-        out.insert("version".into(), json!(app.version));
-        out.insert("tasksRunning".into(), json!(running));
-        out.insert("tasksStaged".into(), json!(tasks.len() - running));
-        out.insert("tasksHealthy".into(), json!(healthy));
-        out.insert("tasksUnhealthy".into(), json!(unhealthy));
-        out.insert(
-            "deployments".into(),
-            json!(app.deployment.iter().map(|id| json!({ "id": id })).collect::<Vec<_>>()),
-        );
-        if let Some(failure) = &app.last_task_failure {
-            out.insert("lastTaskFailure".into(), failure.clone());
-        }
-        if embed_tasks {
-            out.insert("tasks".into(), json!(tasks.iter().map(|t| t.to_json()).collect::<Vec<_>>()));
-        }
-        Value::Object(out)
+        let info = AppInfo {
+            definition: &app.definition,
+            version: app.version.clone(),
+            version_info: app.version_info.clone(),
+            tasks_staged: tasks.len() - running,
+            tasks_running: running,
+            tasks_healthy: tasks.iter().filter(|t| t.healthy() == Some(true)).count(),
+            tasks_unhealthy: tasks.iter().filter(|t| t.healthy() == Some(false)).count(),
+            deployments: app.deployment.iter().map(|id| DeploymentRef { id: id.clone() }).collect(),
+            tasks: embed_tasks.then(|| tasks.iter().map(|t| t.to_wire(&app.definition.ports)).collect()),
+            last_task_failure: app.last_task_failure.clone(),
+        };
+        serde_json::to_value(info).unwrap_or(Value::Null)
     }
 
     /// Whether an app's tasks match its definition: enough running (and healthy, if checked),
@@ -170,7 +192,9 @@ impl World {
                     && (app.spec.health_checks.is_empty() || t.healthy() == Some(true))
             })
             .count();
-        ready as u32 == app.spec.instances && active.len() as u32 == app.spec.instances && active.iter().all(|t| t.version == app.version)
+        ready as u32 == app.spec.instances
+            && active.len() as u32 == app.spec.instances
+            && active.iter().all(|t| t.version == app.config_version())
     }
 
     /// `GET /v2/deployments`.
@@ -179,12 +203,14 @@ impl World {
             self.apps
                 .values()
                 .filter_map(|app| app.deployment.as_ref().map(|id| {
+                    let action = if app.replacing { "RestartApplication" } else { "ScaleApplication" };
                     json!({
                         "id": id,
                         "version": app.version,
                         "affectedApps": [app.spec.id],
-                        "steps": [[{ "action": "ScaleApplication", "app": app.spec.id }]],
-                        "currentActions": [{ "action": if app.replacing { "RestartApplication" } else { "ScaleApplication" }, "app": app.spec.id }],
+                        "affectedPods": [],
+                        "steps": [{ "actions": [{ "action": action, "app": app.spec.id }] }],
+                        "currentActions": [{ "action": action, "app": app.spec.id, "readinessCheckResults": [] }],
                         "currentStep": 1,
                         "totalSteps": 1,
                     })

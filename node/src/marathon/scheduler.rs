@@ -18,6 +18,7 @@ use super::app::{AppSpec, HealthProtocol};
 use super::model::{App, HealthResult, Task, World, timestamp};
 use super::placement::{self, OfferView, Placed};
 use super::store::TaskRecord;
+use super::wire::TaskFailure;
 use crate::mesos::scheduler::{Scheduler, master_url};
 use crate::mesos::v1::{self, EventType, TaskState};
 
@@ -50,7 +51,7 @@ pub async fn run(shared: Arc<Shared>) {
         let framework = v1::FrameworkInfo {
             user: "root".into(),
             name: shared.config.framework_name.clone(),
-            id: shared.framework_id.lock().unwrap().clone().map(v1::FrameworkId::new),
+            id: shared.framework_id.lock().clone().map(v1::FrameworkId::new),
             failover_timeout: Some(7.0 * 24.0 * 3600.0),
             checkpoint: Some(true),
             hostname: Some(shared.config.hostname.clone()),
@@ -66,9 +67,10 @@ pub async fn run(shared: Arc<Shared>) {
             }
         };
         let framework_id = scheduler.framework_id.value.clone();
+        *shared.mesos_leader.lock() = Some(url.clone());
         tracing::info!(master = %url, framework_id, "subscribed");
-        if shared.framework_id.lock().unwrap().as_deref() != Some(&framework_id) {
-            *shared.framework_id.lock().unwrap() = Some(framework_id.clone());
+        if shared.framework_id.lock().as_deref() != Some(&framework_id) {
+            *shared.framework_id.lock() = Some(framework_id.clone());
             if let Err(e) = shared.store.save_framework_id(&shared.zk, &framework_id).await {
                 tracing::error!(error = %e, "cannot save the framework id");
             }
@@ -77,7 +79,6 @@ pub async fn run(shared: Arc<Shared>) {
         let known: Vec<v1::ReconcileTask> = shared
             .world
             .lock()
-            .unwrap()
             .tasks
             .values()
             .map(|t| v1::ReconcileTask {
@@ -165,7 +166,7 @@ fn wanted(world: &World, app: &App, now: Instant) -> u32 {
         return 0;
     }
     let active: Vec<&Task> = world.tasks_of(&app.spec.id).filter(|t| t.is_active()).collect();
-    let current = active.iter().filter(|t| t.version == app.version).count() as u32;
+    let current = active.iter().filter(|t| t.version == app.config_version()).count() as u32;
     let need = app.spec.instances.saturating_sub(current);
     // While replacing, stay within maximumOverCapacity above the instance count.
     let over = (app.spec.maximum_over_capacity * app.spec.instances as f64).floor() as u32;
@@ -253,7 +254,7 @@ async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::
     let mut views: Vec<OfferView> = offers.iter().map(offer_view).collect();
     let mut launches: BTreeMap<usize, Vec<(Task, v1::TaskInfo)>> = BTreeMap::new();
     {
-        let world = shared.world.lock().unwrap();
+        let world = shared.world.lock();
         for app in world.apps.values() {
             let want = wanted(&world, app, now);
             if want == 0 {
@@ -283,7 +284,7 @@ async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::
                     agent_id: offer.agent_id.value.clone(),
                     host: offer.hostname.clone(),
                     ports: launch.ports.clone(),
-                    version: app.version.clone(),
+                    version: app.config_version().to_owned(),
                     state: TaskState::Staging,
                     staged_at: SystemTime::now(),
                     started_at: None,
@@ -301,16 +302,16 @@ async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::
             let _ = scheduler.decline(vec![offer.id.clone()], REFUSE_SECONDS).await;
             continue;
         };
-        // Record before launching: a task we launched but forgot would run unmanaged.
-        for (task, _) in &batch {
-            let record = record_of(task);
-            if let Err(e) = shared.store.save_task(&shared.zk, &record).await {
-                tracing::error!(error = %e, "cannot record a task; not launching it");
-            }
+        // Record before launching: a task we launched but forgot would run unmanaged. A task
+        // whose record failed is left out of the launch; the app asks again on a later offer.
+        let batch = record_then_keep(shared, batch).await;
+        if batch.is_empty() {
+            let _ = scheduler.decline(vec![offer.id.clone()], REFUSE_SECONDS).await;
+            continue;
         }
         let infos: Vec<v1::TaskInfo> = batch.iter().map(|(_, info)| info.clone()).collect();
         {
-            let mut world = shared.world.lock().unwrap();
+            let mut world = shared.world.lock();
             for (task, _) in &batch {
                 world.tasks.insert(task.id.clone(), task.clone());
             }
@@ -319,6 +320,18 @@ async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::
             tracing::warn!(error = %e, "launch refused; the tasks will be reported lost");
         }
     }
+}
+
+/// Saves each task's record and keeps only the tasks whose record was saved.
+async fn record_then_keep(shared: &Shared, batch: Vec<(Task, v1::TaskInfo)>) -> Vec<(Task, v1::TaskInfo)> {
+    let mut kept = Vec::with_capacity(batch.len());
+    for (task, info) in batch {
+        match shared.store.save_task(&shared.zk, &record_of(&task)).await {
+            Ok(()) => kept.push((task, info)),
+            Err(e) => tracing::error!(task = %task.id, error = %e, "cannot record a task; not launching it"),
+        }
+    }
+    kept
 }
 
 fn record_of(task: &Task) -> TaskRecord {
@@ -341,7 +354,7 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
     }
     let id = status.task_id.value.clone();
     let state = status.state;
-    let known = shared.world.lock().unwrap().tasks.contains_key(&id);
+    let known = shared.world.lock().tasks.contains_key(&id);
     if !known {
         // A task this framework does not know (launched by a leader that died before
         // recording it): it must not run unmanaged.
@@ -351,7 +364,7 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
         return;
     }
     let (record, remove, orphan, event) = {
-        let mut world = shared.world.lock().unwrap();
+        let mut world = shared.world.lock();
         let Some(task) = world.tasks.get_mut(&id) else { return };
         let changed = task.state != state;
         task.state = state;
@@ -361,6 +374,19 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
         if state == TaskState::Running && task.running_since.is_none() {
             task.running_since = Some(Instant::now());
         }
+        let instance_event = changed.then(|| {
+            json!({
+                "eventType": "instance_changed_event",
+                "timestamp": timestamp(SystemTime::now()),
+                "instanceId": task.id,
+                "condition": condition_of(state),
+                "runSpecId": task.app_id,
+                "agentId": task.agent_id,
+                "host": task.host,
+                "runSpecVersion": task.version,
+                "goal": if task.killing { "Stopped" } else { "Running" },
+            })
+        });
         let event = changed.then(|| {
             json!({
                 "eventType": "status_update_event",
@@ -385,18 +411,24 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
             {
                 app.failures += 1;
                 app.delayed_until = Some(Instant::now() + app.backoff());
-                app.last_task_failure = Some(json!({
-                    "appId": task.app_id,
-                    "host": task.host,
-                    "message": status.message.clone().unwrap_or_default(),
-                    "state": state.as_str(),
-                    "taskId": task.id,
-                    "timestamp": timestamp(SystemTime::now()),
-                    "version": task.version,
-                }));
+                app.last_task_failure = Some(TaskFailure {
+                    app_id: task.app_id.clone(),
+                    host: task.host.clone(),
+                    message: status.message.clone().unwrap_or_default(),
+                    state: state.as_str().to_owned(),
+                    task_id: task.id.clone(),
+                    timestamp: timestamp(SystemTime::now()),
+                    version: task.version.clone(),
+                    slave_id: task.agent_id.clone(),
+                });
             }
         }
-        (changed.then(|| record_of(&task)), terminal, state == TaskState::Unreachable, event)
+        (
+            changed.then(|| record_of(&task)),
+            terminal,
+            state == TaskState::Unreachable,
+            event.into_iter().chain(instance_event),
+        )
     };
     if orphan {
         // Without partition awareness an unreachable task is given up and replaced.
@@ -407,19 +439,29 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
     } else if let Some(record) = record {
         let _ = shared.store.save_task(&shared.zk, &record).await;
     }
-    if let Some(event) = event {
+    for event in event {
         let _ = shared.events.send(event);
     }
     shared.wake.notify_one();
 }
 
+/// Marathon's instance condition for a Mesos task state.
+fn condition_of(state: TaskState) -> String {
+    let name = state.as_str().trim_start_matches("TASK_").to_ascii_lowercase();
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
 /// Kills, scale-downs, replacements, timeouts and deployment bookkeeping.
 async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
     let now = Instant::now();
-    let mut kills: Vec<(String, String)> = std::mem::take(&mut *shared.kills.lock().unwrap());
+    let mut kills: Vec<(String, String)> = std::mem::take(&mut *shared.kills.lock());
     let mut finished = Vec::new();
     {
-        let mut world = shared.world.lock().unwrap();
+        let mut world = shared.world.lock();
         let launch_timeout = shared.config.task_launch_timeout;
         let apps: Vec<App> = world.apps.values().cloned().collect();
         for task in world.tasks.values_mut() {
@@ -440,7 +482,7 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
                     && t.healthy() != Some(false)
                     && (app.spec.health_checks.is_empty() || t.healthy() == Some(true))
             };
-            let (current, old): (Vec<Task>, Vec<Task>) = active.into_iter().partition(|t| t.version == app.version);
+            let (current, old): (Vec<Task>, Vec<Task>) = active.into_iter().partition(|t| t.version == app.config_version());
             let mut victims: Vec<Task> = current.iter().skip(app.spec.instances as usize).cloned().collect();
             // Rolling replacement: an old task goes only while enough ready tasks remain.
             let min_ready = (app.spec.minimum_health_capacity * app.spec.instances as f64).ceil() as usize;
@@ -487,10 +529,17 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
         let _ = scheduler.kill(v1::TaskId::new(&task_id), Some(v1::AgentId::new(&agent_id))).await;
     }
     for (deployment, app) in finished {
+        let plan = json!({ "id": deployment, "affectedApps": [app] });
+        let _ = shared.events.send(json!({
+            "eventType": "deployment_step_success",
+            "plan": plan,
+            "currentStep": { "actions": [{ "action": "ScaleApplication", "app": app }] },
+            "timestamp": timestamp(SystemTime::now()),
+        }));
         let _ = shared.events.send(json!({
             "eventType": "deployment_success",
             "id": deployment,
-            "plan": { "id": deployment, "affectedApps": [app] },
+            "plan": plan,
             "timestamp": timestamp(SystemTime::now()),
         }));
     }
@@ -502,7 +551,7 @@ fn schedule_health_checks(
     results: &mpsc::UnboundedSender<HealthOutcome>,
 ) {
     let now = Instant::now();
-    let world = shared.world.lock().unwrap();
+    let world = shared.world.lock();
     due.retain(|(id, _), _| world.tasks.contains_key(id));
     for task in world.tasks.values().filter(|t| t.state == TaskState::Running && !t.killing) {
         let Some(app) = world.apps.get(&task.app_id) else { continue };
@@ -511,13 +560,14 @@ fn schedule_health_checks(
             if *next > now {
                 continue;
             }
-            *next = now + Duration::from_secs_f64(check.interval_secs);
+            // Checked on input to be at most i32::MAX seconds; still, never panic on a duration.
+            *next = now + Duration::try_from_secs_f64(check.interval_secs).unwrap_or(Duration::from_secs(60));
             let Some(&port) = task.ports.get(check.port_index) else { continue };
             let (host, path, protocol, timeout) = (
                 task.host.clone(),
                 check.path.clone(),
                 check.protocol,
-                Duration::from_secs_f64(check.timeout_secs),
+                Duration::try_from_secs_f64(check.timeout_secs).unwrap_or(Duration::from_secs(20)),
             );
             let (tx, task_id) = (results.clone(), task.id.clone());
             let http = shared.http.clone();
@@ -548,8 +598,9 @@ fn schedule_health_checks(
 async fn on_health(shared: &Arc<Shared>, scheduler: &Scheduler, outcome: HealthOutcome) {
     let mut kill = None;
     let mut event = None;
+    let mut failed = None;
     {
-        let mut world = shared.world.lock().unwrap();
+        let mut world = shared.world.lock();
         let Some(task) = world.tasks.get(&outcome.task_id).cloned() else {
             return;
         };
@@ -578,6 +629,23 @@ async fn on_health(shared: &Arc<Shared>, scheduler: &Scheduler, outcome: HealthO
                         .running_since
                         .is_some_and(|s| s.elapsed().as_secs_f64() < check.grace_period_secs);
                 if !in_grace {
+                    failed = Some(json!({
+                        "eventType": "failed_health_check_event",
+                        "appId": task.app_id,
+                        "taskId": task.id,
+                        "instanceId": task.id,
+                        "version": task.version,
+                        "healthCheck": {
+                            "protocol": match check.protocol { HealthProtocol::Http => "HTTP", HealthProtocol::Tcp => "TCP" },
+                            "path": check.path,
+                            "portIndex": check.port_index,
+                            "gracePeriodSeconds": check.grace_period_secs,
+                            "intervalSeconds": check.interval_secs,
+                            "timeoutSeconds": check.timeout_secs,
+                            "maxConsecutiveFailures": check.max_consecutive_failures,
+                        },
+                        "timestamp": timestamp(now),
+                    }));
                     result.alive = false;
                     result.consecutive_failures += 1;
                     result.last_failure = Some(now);
@@ -604,7 +672,7 @@ async fn on_health(shared: &Arc<Shared>, scheduler: &Scheduler, outcome: HealthO
             }));
         }
     }
-    if let Some(event) = event {
+    for event in failed.into_iter().chain(event) {
         let _ = shared.events.send(event);
     }
     if let Some((task_id, agent_id)) = kill {

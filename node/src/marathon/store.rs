@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkClientError};
 
+use super::wire::VersionInfo;
 use crate::zk::{ZkError, ensure_path};
 
 /// A launched task as persisted: enough to reconcile it and to serve it until Mesos answers.
@@ -26,11 +27,16 @@ pub struct TaskRecord {
     pub started_at: Option<String>,
 }
 
-/// A persisted app: the definition as given, and its version.
+/// A persisted app: the normalized definition, its version and version info. The definition
+/// is kept as plain JSON so a record this version cannot read is reported and skipped by the
+/// loader rather than failing the whole load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppRecord {
     pub definition: Map<String, Value>,
     pub version: String,
+    /// Absent in records of older versions: then both times are `version`.
+    #[serde(default)]
+    pub version_info: Option<VersionInfo>,
 }
 
 /// The znode paths of one Marathon cluster.
@@ -65,6 +71,10 @@ impl Store {
         format!("{}/state/apps", self.root)
     }
 
+    fn versions(&self) -> String {
+        format!("{}/state/versions", self.root)
+    }
+
     fn tasks(&self) -> String {
         format!("{}/state/tasks", self.root)
     }
@@ -77,6 +87,7 @@ impl Store {
     pub async fn init(&self, zk: &Client) -> Result<(), ZkError> {
         ensure_path(zk, &self.apps()).await?;
         ensure_path(zk, &self.tasks()).await?;
+        ensure_path(zk, &self.versions()).await?;
         ensure_path(zk, &self.leader_dir()).await
     }
 
@@ -115,14 +126,58 @@ impl Store {
         Ok(out)
     }
 
+    /// Saves the app and keeps this version in its history.
     pub async fn save_app(&self, zk: &Client, app: &AppRecord) -> Result<(), ZkError> {
         let id = app.definition.get("id").and_then(Value::as_str).unwrap_or_default();
-        let path = format!("{}/{}", self.apps(), encode(id));
-        self.put(zk, &path, &serde_json::to_vec(app).expect("serializes")).await
+        // Strings, numbers and maps with string keys: serializing cannot fail.
+        let data = serde_json::to_vec(app).expect("an app record serializes");
+        let history = format!("{}/{}", self.versions(), encode(id));
+        ensure_path(zk, &history).await?;
+        // Version names are timestamps; `:` is fine in a znode name.
+        self.put(zk, &format!("{history}/{}", app.version), &data).await?;
+        self.put(zk, &format!("{}/{}", self.apps(), encode(id)), &data).await
     }
 
+    /// Removes the app and its history.
     pub async fn delete_app(&self, zk: &Client, id: &str) -> Result<(), ZkError> {
-        self.remove(zk, &format!("{}/{}", self.apps(), encode(id))).await
+        self.remove(zk, &format!("{}/{}", self.apps(), encode(id))).await?;
+        let history = format!("{}/{}", self.versions(), encode(id));
+        match zk.list_children(&history).await {
+            Ok(names) => {
+                for name in names {
+                    self.remove(zk, &format!("{history}/{name}")).await?;
+                }
+                self.remove(zk, &history).await
+            }
+            Err(ZkClientError::NoNode) => Ok(()),
+            Err(e) => Err(op("list", &history)(e)),
+        }
+    }
+
+    /// The versions kept of an app, oldest first.
+    pub async fn list_versions(&self, zk: &Client, id: &str) -> Result<Vec<String>, ZkError> {
+        let history = format!("{}/{}", self.versions(), encode(id));
+        match zk.list_children(&history).await {
+            Ok(mut names) => {
+                names.sort();
+                Ok(names)
+            }
+            Err(ZkClientError::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(op("list", &history)(e)),
+        }
+    }
+
+    /// One kept version of an app, if there is one and it reads.
+    pub async fn load_version(&self, zk: &Client, id: &str, version: &str) -> Result<Option<AppRecord>, ZkError> {
+        if version.contains('/') || version.is_empty() {
+            return Ok(None);
+        }
+        let path = format!("{}/{}/{version}", self.versions(), encode(id));
+        match zk.get_data(&path).await {
+            Ok((data, _)) => Ok(serde_json::from_slice(&data).ok()),
+            Err(ZkClientError::NoNode | ZkClientError::BadArguments(_)) => Ok(None),
+            Err(e) => Err(op("read", &path)(e)),
+        }
     }
 
     pub async fn load_apps(&self, zk: &Client) -> Result<Vec<AppRecord>, ZkError> {
