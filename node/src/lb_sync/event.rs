@@ -8,37 +8,77 @@ use super::wire::EventEnvelope;
 pub struct SseMessage {
     pub event: Option<String>,
     pub data: String,
+    /// The event was larger than the decoder keeps, so its data was dropped: what it said is
+    /// unknown, so it counts as a change.
+    pub truncated: bool,
 }
 
+/// The most a decoder holds of one event (its unfinished line plus its data lines). Marathon's
+/// largest events (a deployment of many apps) are far smaller; a stream that never ends a line
+/// must not grow the decoder without bound.
+pub const MAX_EVENT_BYTES: usize = 8 << 20;
+
 /// Decodes a Server-Sent Events byte stream incrementally: bytes go in as they arrive, whole
-/// events come out. Comments (keep-alives) are dropped.
-#[derive(Debug, Default)]
+/// events come out. Comments (keep-alives) are dropped. Memory is bounded by the limit (plus
+/// one chunk): an event over it comes out as `truncated`, without its data.
+#[derive(Debug)]
 pub struct SseDecoder {
+    limit: usize,
     pending: Vec<u8>,
     event: Option<String>,
     data: Vec<String>,
+    data_bytes: usize,
+    /// The current event went over the limit: its lines are dropped until it ends.
+    truncated: bool,
+    /// The current line went over the limit: its bytes are dropped until its newline.
+    dropping_line: bool,
+}
+
+impl Default for SseDecoder {
+    fn default() -> SseDecoder {
+        SseDecoder::with_limit(MAX_EVENT_BYTES)
+    }
 }
 
 impl SseDecoder {
+    /// A decoder that holds at most `limit` bytes of one event.
+    pub fn with_limit(limit: usize) -> SseDecoder {
+        SseDecoder {
+            limit,
+            pending: Vec::new(),
+            event: None,
+            data: Vec::new(),
+            data_bytes: 0,
+            truncated: false,
+            dropping_line: false,
+        }
+    }
+
     /// Feeds `bytes` and returns the events they complete, in order.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<SseMessage> {
         self.pending.extend_from_slice(bytes);
         let mut messages = Vec::new();
         while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=end).collect();
+            if std::mem::take(&mut self.dropping_line) {
+                // The tail of an oversized line: not a field of its own.
+                continue;
+            }
             let line = String::from_utf8_lossy(&line[..end]);
             let line = line.strip_suffix('\r').unwrap_or(&line);
             if line.is_empty() {
-                if self.event.is_some() || !self.data.is_empty() {
+                if self.event.is_some() || !self.data.is_empty() || self.truncated {
                     messages.push(SseMessage {
                         event: self.event.take(),
                         data: self.data.join("\n"),
+                        truncated: std::mem::take(&mut self.truncated),
                     });
                     self.data.clear();
+                    self.data_bytes = 0;
                 }
                 continue;
             }
-            if line.starts_with(':') {
+            if line.starts_with(':') || self.truncated {
                 continue;
             }
             let (field, value) = match line.split_once(':') {
@@ -47,12 +87,28 @@ impl SseDecoder {
             };
             match field {
                 "event" => self.event = Some(value.to_owned()),
-                "data" => self.data.push(value.to_owned()),
+                "data" if self.data_bytes + value.len() > self.limit => self.truncate(),
+                "data" => {
+                    self.data_bytes += value.len() + 1;
+                    self.data.push(value.to_owned());
+                }
                 // `id` and `retry` do not matter: every reconnect resyncs in full.
                 _ => {}
             }
         }
+        if self.pending.len() > self.limit {
+            self.pending.clear();
+            self.dropping_line = true;
+            self.truncate();
+        }
         messages
+    }
+
+    /// Drops what the current event holds; it will come out as truncated when it ends.
+    fn truncate(&mut self) {
+        self.truncated = true;
+        self.data.clear();
+        self.data_bytes = 0;
     }
 }
 
@@ -90,6 +146,9 @@ pub fn event_type(message: &SseMessage) -> Option<String> {
 
 /// What `message` means for the routes.
 pub fn effect(message: &SseMessage) -> EventEffect {
+    if message.truncated {
+        return EventEffect::RoutesMayChange;
+    }
     match event_type(message) {
         Some(kind) if IRRELEVANT.contains(&kind.as_str()) => EventEffect::Nothing,
         _ => EventEffect::RoutesMayChange,
@@ -169,7 +228,7 @@ mod tests {
             }
             let expected: Vec<SseMessage> = events
                 .iter()
-                .map(|(name, lines)| SseMessage { event: Some(name.clone()), data: lines.join("\n") })
+                .map(|(name, lines)| SseMessage { event: Some(name.clone()), data: lines.join("\n"), truncated: false })
                 .collect();
             proptest::prop_assert_eq!(decoded, expected);
         }
@@ -180,7 +239,49 @@ mod tests {
         let message = SseMessage {
             event: Some("instance_changed_event".into()),
             data: "{}".into(),
+            truncated: false,
         };
         assert_eq!(effect(&message), EventEffect::RoutesMayChange);
+    }
+
+    #[test]
+    fn an_endless_line_or_event_is_bounded_and_counts_as_a_change() {
+        let mut decoder = SseDecoder::with_limit(1024);
+        // A line that never ends: the decoder holds no more than the limit plus one chunk.
+        for _ in 0..100 {
+            assert!(decoder.push(&[b'x'; 500]).is_empty());
+            assert!(decoder.pending.len() <= 1024 + 500, "pending grew to {}", decoder.pending.len());
+        }
+        let messages = decoder.push(b"\n\n");
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].truncated);
+        assert_eq!(effect(&messages[0]), EventEffect::RoutesMayChange);
+
+        // Endless data lines of one event (even of a type that changes nothing).
+        let mut decoder = SseDecoder::with_limit(1024);
+        assert!(decoder.push(b"event: deployment_info\n").is_empty());
+        for _ in 0..100 {
+            assert!(decoder.push(&[b"data: ".as_slice(), &[b'y'; 100], b"\n"].concat()).is_empty());
+            assert!(decoder.data_bytes <= 1024);
+        }
+        let messages = decoder.push(b"\n");
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].truncated && messages[0].data.is_empty());
+        assert_eq!(
+            effect(&messages[0]),
+            EventEffect::RoutesMayChange,
+            "a truncated event may have said anything"
+        );
+
+        // The stream goes on normally afterwards.
+        let messages = decoder.push(b"event: subscribe_event\ndata: {}\n\n");
+        assert_eq!(
+            messages,
+            [SseMessage {
+                event: Some("subscribe_event".into()),
+                data: "{}".into(),
+                truncated: false
+            }]
+        );
     }
 }

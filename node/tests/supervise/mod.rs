@@ -181,17 +181,34 @@ async fn kills_a_program_that_ignores_sigterm_after_the_grace_period() {
 async fn reaps_orphans_left_by_programs() {
     // The inner shell exits at once, leaving `sleep` orphaned; the orphan is re-parented to
     // the supervisor (a subreaper, as PID 1 is) and must not stay a zombie when it ends.
-    let sup = Supervisor::start(&[("sh", &["-c", "sh -c 'sleep 0.3 &'; echo spawned; sleep 30"])], &[]);
-    eventually(Duration::from_secs(5), "the orphan to be spawned", || {
-        let ready = sup.log("sh").contains("spawned");
-        async move { ready.then_some(()) }
+    let sup = Supervisor::start(&[("sh", &["-c", "sh -c 'sleep 2 & echo orphan $!'; sleep 30"])], &[]);
+    let orphan: u32 = eventually(Duration::from_secs(5), "the orphan to be spawned", || {
+        let pid = sup.log("sh").lines().find_map(|l| l.strip_prefix("orphan ")?.trim().parse().ok());
+        async move { pid }
     })
     .await;
-    let pid = sup.child.id();
-    // Give the orphan time to end, then look for zombies among the supervisor's children.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let zombies = zombie_children(pid);
+    let supervisor = sup.child.id();
+    eventually(Duration::from_secs(5), "the orphan to be re-parented to the supervisor", || {
+        let parent = parent_of(orphan);
+        async move { (parent == Some(supervisor)).then_some(()) }
+    })
+    .await;
+    // Ended and reaped: a zombie keeps its /proc entry until its parent waits for it, so the
+    // entry going away is the proof. An orphan left a zombie fails this wait.
+    eventually(Duration::from_secs(10), "the orphan to be reaped", || {
+        let gone = !Path::new(&format!("/proc/{orphan}")).exists();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    let zombies = zombie_children(supervisor);
     assert!(zombies.is_empty(), "zombie children of the supervisor: {zombies:?}");
+}
+
+/// The parent of a live process (`None` once it is gone).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses): state, then the parent's pid.
+    stat.rsplit_once(") ")?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// PIDs of zombie processes whose parent is `parent`.
