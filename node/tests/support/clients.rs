@@ -49,6 +49,8 @@ pub async fn run_script(name: &str, args: Vec<String>) -> String {
             .args(&args)
             // Output as it happens, so that a failure shows how far the client got.
             .env("PYTHONUNBUFFERED", "1")
+            // No bytecode caches in the source tree.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
             .output()
             .unwrap_or_else(|e| panic!("running {} {}: {e}", python.display(), path.display()))
     })
