@@ -36,6 +36,8 @@ pub mod paths {
     pub const NGINX_CONF: &str = "/etc/nginx/nginx.conf";
     /// The routes file lb-sync owns; the lb's nginx.conf includes it.
     pub const NGINX_ROUTES: &str = "/etc/nginx/paas/routes.conf";
+    /// The admin entry's upstreams file lb-sync (admin mode) owns; its nginx.conf includes it.
+    pub const ADMIN_UPSTREAMS: &str = "/etc/nginx/paas/admin-upstreams.conf";
     pub const NGINX_BIN: &str = "/usr/sbin/nginx";
     pub const HAPROXY_CFG: &str = "/etc/haproxy/haproxy.cfg";
 }
@@ -99,8 +101,14 @@ pub fn node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_s
             ],
         },
         Role::AdminLb => NodeConfig {
-            files: vec![file(paths::NGINX_CONF, nginx::adminlb_conf(topology, admin_sources))],
-            programs: vec![Program::new("nginx", vec!["-g".into(), "daemon off;".into()])],
+            files: vec![
+                file(paths::NGINX_CONF, nginx::adminlb_conf(topology, admin_sources)),
+                file(paths::ADMIN_UPSTREAMS, nginx::adminlb_upstreams(topology)),
+            ],
+            programs: vec![
+                Program::new("nginx", vec!["-g".into(), "daemon off;".into()]),
+                Program::new("lb-sync", nginx::admin_sync_flags(topology)),
+            ],
         },
     }
 }

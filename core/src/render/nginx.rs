@@ -47,20 +47,22 @@ pub fn lb_sync_flags(topology: &Topology) -> Vec<String> {
     ]
 }
 
-/// The admin entry's `nginx.conf`: `marathon.admin.<domain>` and `mesos.admin.<domain>`,
-/// admitted only from `admin_sources`; everything else is refused.
+/// The admin entry's `nginx.conf`: `marathon.admin.<domain>` and `mesos.admin.<domain>` on
+/// the HTTP port, and the same two on plain ports of their own (Marathon's and Mesos' usual
+/// ports) for clients that cannot resolve the admin names; all admitted only from
+/// `admin_sources`, everything else refused. The upstreams live in their own file
+/// ([`adminlb_upstreams`]), which lb-sync in admin mode keeps on the current leaders.
 pub fn adminlb_conf(topology: &Topology, admin_sources: &[String]) -> String {
     let mut conf = String::new();
     writeln!(conf, "# adminlb: Marathon and Mesos UIs, only from the admin CIDRs").unwrap();
     conf.push_str("worker_processes 1;\npid /run/nginx.pid;\nevents {\n    worker_connections 1024;\n}\nhttp {\n");
     conf.push_str(HTTP_COMMON);
-    for (name, port) in [("marathon", ports::MARATHON), ("mesos", ports::MESOS_MASTER)] {
-        writeln!(conf, "\n    upstream {name} {{").unwrap();
-        for master in topology.nodes_of(Role::Master) {
-            writeln!(conf, "        server {}:{port} max_fails=1 fail_timeout=5s;", master.address).unwrap();
-        }
-        writeln!(conf, "    }}").unwrap();
-    }
+    writeln!(
+        conf,
+        "\n    # lb-sync --mode=admin keeps these on the current leaders.\n    include {};",
+        paths::ADMIN_UPSTREAMS
+    )
+    .unwrap();
     writeln!(
         conf,
         "\n    server {{\n        listen {} default_server;\n        server_name _;",
@@ -68,7 +70,18 @@ pub fn adminlb_conf(topology: &Topology, admin_sources: &[String]) -> String {
     )
     .unwrap();
     conf.push_str("        location = /status {\n            default_type text/plain;\n            return 200 \"OK\\n\";\n        }\n        location / {\n            return 404;\n        }\n    }\n");
-    for name in ["marathon", "mesos"] {
+    let admit = |conf: &mut String, name: &str| {
+        for source in admin_sources {
+            writeln!(conf, "        allow {source};").unwrap();
+        }
+        conf.push_str("        deny all;\n");
+        writeln!(
+            conf,
+            "        location / {{\n            proxy_pass http://{name};\n            proxy_next_upstream error timeout http_502 http_503;\n        }}\n    }}"
+        )
+        .unwrap();
+    };
+    for (name, port) in [("marathon", ports::MARATHON), ("mesos", ports::MESOS_MASTER)] {
         writeln!(
             conf,
             "\n    server {{\n        listen {};\n        server_name {name}.admin.{};",
@@ -76,12 +89,45 @@ pub fn adminlb_conf(topology: &Topology, admin_sources: &[String]) -> String {
             topology.domain
         )
         .unwrap();
-        for source in admin_sources {
-            writeln!(conf, "        allow {source};").unwrap();
-        }
-        conf.push_str("        deny all;\n");
-        writeln!(conf, "        location / {{\n            proxy_pass http://{name};\n            proxy_next_upstream error timeout http_502 http_503;\n        }}\n    }}").unwrap();
+        admit(&mut conf, name);
+        writeln!(
+            conf,
+            "\n    server {{\n        listen {port} default_server;\n        server_name _;"
+        )
+        .unwrap();
+        admit(&mut conf, name);
     }
     conf.push_str("}\n");
     conf
+}
+
+/// The admin entry's upstreams as the node starts: every master. lb-sync in admin mode then
+/// narrows each to its leader.
+pub fn adminlb_upstreams(topology: &Topology) -> String {
+    let mut conf = String::from("# Every master until lb-sync --mode=admin names the leaders.\n");
+    for (name, port) in [("mesos", ports::MESOS_MASTER), ("marathon", ports::MARATHON)] {
+        writeln!(conf, "upstream {name} {{").unwrap();
+        for master in topology.nodes_of(Role::Master) {
+            writeln!(conf, "    server {}:{port} max_fails=1 fail_timeout=5s;", master.address).unwrap();
+        }
+        writeln!(conf, "}}").unwrap();
+    }
+    conf
+}
+
+/// Flags of `lb-sync` on the admin entry: admin mode, following the Mesos leader in ZooKeeper
+/// and Marathon's through any Marathon.
+pub fn admin_sync_flags(topology: &Topology) -> Vec<String> {
+    let marathons: Vec<String> = topology
+        .nodes_of(Role::Master)
+        .map(|m| format!("http://{}:{}", m.address, ports::MARATHON))
+        .collect();
+    vec![
+        "--mode=admin".into(),
+        format!("--mesos-zk={}", topology.zk_url("mesos")),
+        format!("--marathon={}", marathons.join(",")),
+        format!("--domain={}", topology.domain),
+        format!("--nginx-conf={}", paths::ADMIN_UPSTREAMS),
+        format!("--nginx-bin={}", paths::NGINX_BIN),
+    ]
 }

@@ -55,6 +55,9 @@ fn adminlb_admits_only_admin_sources() {
     let host = format!("{}/32", sim_host_address(&topology));
     let config = node_config(&spec, &topology, topology.node("adminlb-1").unwrap(), &[host]);
     insta::assert_snapshot!(&config.files[0].content);
+    assert_eq!(config.files[1].path, paths::ADMIN_UPSTREAMS);
+    insta::assert_snapshot!("adminlb_initial_upstreams", &config.files[1].content);
+    insta::assert_snapshot!("adminlb_lb_sync_flags", args(&config, "lb-sync"));
 }
 
 #[test]

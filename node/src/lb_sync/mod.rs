@@ -8,11 +8,15 @@
 //! apps nginx refuses are left out, or, if that does not help, the last good routes stay. When
 //! no Marathon answers, nginx keeps the last good routes.
 //!
+//! With `--mode=admin` it keeps the admin entry's upstreams on the current Mesos and Marathon
+//! leaders instead ([`admin`]).
+//!
 //! Layout: [`wire`] (Marathon's JSON) → [`route`] (virtual hosts and backend tasks) →
 //! [`render`] (the routes file, pure) → [`nginx`] (check, install, reload); [`event`] decodes the
 //! event stream, [`follow`] follows it across Marathons ([`marathons`]), and [`route_sync`] is
 //! the loop that ties them together.
 
+pub mod admin;
 pub mod event;
 pub mod follow;
 pub mod marathons;
@@ -65,6 +69,28 @@ pub struct Args {
     /// Gather events this long before reading the apps once for the whole burst.
     #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
     pub coalesce: Duration,
+    /// `routes`: the app virtual hosts of an lb; `admin`: the admin entry's upstreams, kept on
+    /// the current Mesos and Marathon leaders (`--nginx-conf` is then the upstreams file).
+    #[arg(long, value_enum, default_value_t = Mode::Routes)]
+    pub mode: Mode,
+    /// The Mesos cluster in ZooKeeper, e.g. zk://h1:2181,h2:2181/mesos (admin mode).
+    #[arg(long, required_if_eq("mode", "admin"))]
+    pub mesos_zk: Option<crate::zk::ZkUrl>,
+    /// How often Marathon's leader is asked for (admin mode).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub leader_poll: Duration,
+    /// ZooKeeper session timeout used to follow the Mesos leader (admin mode).
+    #[arg(long, default_value = "10secs", value_parser = humantime::parse_duration)]
+    pub zk_session_timeout: Duration,
+}
+
+/// What lb-sync keeps in its nginx file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The app virtual hosts of an lb, from Marathon's apps.
+    Routes,
+    /// The admin entry's upstreams, on the current Mesos and Marathon leaders.
+    Admin,
 }
 
 /// Why lb-sync cannot start.
@@ -76,6 +102,8 @@ pub enum StartError {
     Marathon(#[source] marathons::MarathonError),
     #[error("--resync must be longer than zero")]
     Resync,
+    #[error("--mode=admin needs --mesos-zk")]
+    MesosZk,
 }
 
 /// Runs lb-sync until Ctrl-C or SIGTERM.
@@ -100,6 +128,21 @@ pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result
         prefix: args.nginx_prefix,
         routes: args.nginx_conf,
     };
+    if args.mode == Mode::Admin {
+        let config = admin::AdminConfig {
+            mesos_zk: args.mesos_zk.ok_or(StartError::MesosZk)?,
+            marathons: args
+                .marathon
+                .iter()
+                .filter_map(|raw| reqwest::Url::parse(&format!("{}/", raw.trim().trim_end_matches('/'))).ok())
+                .collect(),
+            nginx,
+            poll: args.leader_poll.max(Duration::from_millis(100)),
+            zk_session_timeout: args.zk_session_timeout,
+        };
+        admin::run(config, shutdown).await;
+        return Ok(());
+    }
     let config = RouteSyncConfig {
         domain,
         listen: args.listen,
