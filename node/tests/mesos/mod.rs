@@ -1,6 +1,7 @@
 //! Mesos master and agent, tested as processes against a real ZooKeeper ensemble.
 
 mod accounting;
+mod admin_entry;
 mod agent_loss;
 mod agent_tasks;
 mod endpoints;
