@@ -1,9 +1,10 @@
 """The Apache Mesos CLI (PyPI `avmesos-cli`, 1.0.0) against the cluster: `mesos agent list`,
 `mesos framework list` and `mesos task list`, with the leader found through ZooKeeper as the CLI's
-config file allows, must name the agents, framework and tasks that exist.
+config file allows and then from the master's address, must name the agents, framework and
+tasks that exist.
 
 Usage: python mesos_cli.py EXPECTED_JSON
-  EXPECTED_JSON  {"zk_addresses": ["127.0.0.1:p", ...], "zk_path": "/mesos",
+  EXPECTED_JSON  {"zk_addresses": ["127.0.0.1:p", ...], "zk_path": "/mesos", "master": "127.0.0.1:p",
                   "agents": [agent id, ...], "frameworks": [{"id": ..., "name": ...}],
                   "tasks": [task id, ...]}
 """
@@ -41,42 +42,50 @@ def rows(output):
 
 def main():
     expected = json.loads(sys.argv[1])
+    addresses = ", ".join(f'"{a}"' for a in expected["zk_addresses"])
+    configs = {
+        "the leader found through ZooKeeper": f'[master.zookeeper]\naddresses = [{addresses}]\npath = "{expected["zk_path"]}"\n',
+        "the master's address": f'[master]\naddress = "{expected["master"]}"\n',
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        config_path = os.path.join(tmp, "config.toml")
-        addresses = ", ".join(f'"{a}"' for a in expected["zk_addresses"])
-        with open(config_path, "w") as config:
-            config.write(f'[master.zookeeper]\naddresses = [{addresses}]\npath = "{expected["zk_path"]}"\n')
+        for how, text in configs.items():
+            config_path = os.path.join(tmp, "config.toml")
+            with open(config_path, "w") as config:
+                config.write(text)
+            list_everything(config_path, how, expected)
 
-        step("mesos agent list")
-        output = mesos(config_path, "agent", "list")
-        listed = {row[0] for row in rows(output)}
-        check(
-            listed == set(expected["agents"]),
-            f"`mesos agent list` lists agents {sorted(listed)}, expected {sorted(expected['agents'])}",
-        )
-        for row in rows(output):
-            check(row[-1] == "True", f"`mesos agent list`: agent {row[0]} is not active: {row}")
 
-        step("mesos framework list")
-        output = mesos(config_path, "framework", "list")
-        listed = {row[0]: row for row in rows(output)}
-        for framework in expected["frameworks"]:
-            row = listed.get(framework["id"])
-            check(row is not None, f"`mesos framework list` lacks framework {framework['id']}: {output}")
-            check(row[-1] == framework["name"], f"`mesos framework list`: {framework['id']} is named {row[-1]!r}")
-            check(row[1] == "True", f"`mesos framework list`: {framework['id']} is not active")
+def list_everything(config_path, how, expected):
+    step(f"mesos agent list, with {how}")
+    output = mesos(config_path, "agent", "list")
+    listed = {row[0] for row in rows(output)}
+    check(
+        listed == set(expected["agents"]),
+        f"`mesos agent list` lists agents {sorted(listed)}, expected {sorted(expected['agents'])}",
+    )
+    for row in rows(output):
+        check(row[-1] == "True", f"`mesos agent list`: agent {row[0]} is not active: {row}")
 
-        step("mesos task list")
-        output = mesos(config_path, "task", "list")
-        listed = {row[0]: row for row in rows(output)}
-        check(
-            set(listed) == set(expected["tasks"]),
-            f"`mesos task list` lists tasks {sorted(listed)}, expected {sorted(expected['tasks'])}",
-        )
-        framework_ids = {f["id"] for f in expected["frameworks"]}
-        for task_id, row in listed.items():
-            check(row[1] == "TASK_RUNNING", f"`mesos task list`: {task_id} is {row[1]}")
-            check(row[2] in framework_ids, f"`mesos task list`: {task_id} belongs to framework {row[2]}")
+    step(f"mesos framework list, with {how}")
+    output = mesos(config_path, "framework", "list")
+    listed = {row[0]: row for row in rows(output)}
+    for framework in expected["frameworks"]:
+        row = listed.get(framework["id"])
+        check(row is not None, f"`mesos framework list` lacks framework {framework['id']}: {output}")
+        check(row[-1] == framework["name"], f"`mesos framework list`: {framework['id']} is named {row[-1]!r}")
+        check(row[1] == "True", f"`mesos framework list`: {framework['id']} is not active")
+
+    step(f"mesos task list, with {how}")
+    output = mesos(config_path, "task", "list")
+    listed = {row[0]: row for row in rows(output)}
+    check(
+        set(listed) == set(expected["tasks"]),
+        f"`mesos task list` lists tasks {sorted(listed)}, expected {sorted(expected['tasks'])}",
+    )
+    framework_ids = {f["id"] for f in expected["frameworks"]}
+    for task_id, row in listed.items():
+        check(row[1] == "TASK_RUNNING", f"`mesos task list`: {task_id} is {row[1]}")
+        check(row[2] in framework_ids, f"`mesos task list`: {task_id} belongs to framework {row[2]}")
 
 
 if __name__ == "__main__":

@@ -64,9 +64,11 @@ async fn mesos_cli_lists_the_agents_frameworks_and_tasks() {
     })
     .await;
     let zk_addresses: Vec<String> = platform.mesos.zk.servers.iter().map(|s| s.address()).collect();
+    let master = platform.mesos.leader_url().await.expect("a leading master");
     let expected = json!({
         "zk_addresses": zk_addresses,
         "zk_path": "/mesos",
+        "master": master.trim_start_matches("http://"),
         "agents": agents,
         "frameworks": [{"id": framework_id, "name": "marathon"}],
         "tasks": task_ids,
