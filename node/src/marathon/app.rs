@@ -238,6 +238,13 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
     let cpus = number(map, "cpus", 1.0, &mut v);
     let mem = number(map, "mem", 128.0, &mut v);
     let disk = number(map, "disk", 0.0, &mut v);
+    // app.raml: cpus at least 0.001 (a task of no cpu at all would fit any offer endlessly).
+    if (0.0..0.001).contains(&cpus) {
+        v.push(Violation {
+            path: "/cpus".into(),
+            errors: vec!["error.min".into()],
+        });
+    }
     for (key, value) in [("cpus", cpus), ("mem", mem), ("disk", disk)] {
         if value < 0.0 {
             v.push(Violation {

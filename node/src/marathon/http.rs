@@ -456,6 +456,8 @@ async fn commit(shared: &Shared, uri: &Uri, posted: &Map<String, Value>, change:
         last_task_failure: previous.as_ref().and_then(|p| p.last_task_failure.clone()),
         deployment: Some(deployment.clone()),
         replacing: previous.is_some() && !scaling_only,
+        offers_processed: previous.as_ref().map_or(0, |p| p.offers_processed),
+        offers_unused: previous.as_ref().map_or(0, |p| p.offers_unused),
         before_deployment: previous.as_ref().map(|p| {
             // Only one step back is kept: canceling returns to the state before this change.
             let mut before = p.clone();
@@ -1036,7 +1038,7 @@ async fn queue(State(shared): State<Arc<Shared>>) -> Response {
                 "role": "*",
                 "delay": { "timeLeftSeconds": left, "overdue": left == 0 },
                 "since": app.version,
-                "processedOffersSummary": { "processedOffersCount": 0, "unusedOffersCount": 0 },
+                "processedOffersSummary": { "processedOffersCount": app.offers_processed, "unusedOffersCount": app.offers_unused },
             })
         })
         .collect();
@@ -1075,7 +1077,19 @@ fn group_json(world: &World, id: &str, embed_tasks: bool) -> Option<Value> {
     let apps: Vec<Value> = under
         .iter()
         .filter(|a| !a.spec.id[prefix.len()..].contains('/'))
-        .map(|a| world.app_json(a, embed_tasks))
+        .map(|a| {
+            if embed_tasks {
+                world.app_json(a, true)
+            } else {
+                // Group apps come without counts unless asked (`embed=group.apps.tasks`).
+                serde_json::to_value(AppVersion {
+                    definition: &a.definition,
+                    version: a.version.clone(),
+                    version_info: a.version_info.clone(),
+                })
+                .unwrap_or(Value::Null)
+            }
+        })
         .collect();
     let children: BTreeSet<String> = under
         .iter()

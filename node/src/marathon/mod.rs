@@ -199,6 +199,8 @@ async fn take_over(shared: &Shared) -> anyhow::Result<()> {
                         deployment: None,
                         replacing: false,
                         before_deployment: None,
+                        offers_processed: 0,
+                        offers_unused: 0,
                     },
                 );
             }

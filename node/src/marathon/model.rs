@@ -36,6 +36,10 @@ pub struct App {
     /// The app before its running deployment began (`None` when that deployment created it):
     /// canceling the deployment returns to it.
     pub before_deployment: Option<Box<App>>,
+    /// Offers weighed for this app while it wanted tasks, and how many of them it did not use
+    /// (the queue's `processedOffersSummary`).
+    pub offers_processed: u64,
+    pub offers_unused: u64,
 }
 
 impl App {

@@ -24,6 +24,8 @@ use crate::mesos::v1::{self, EventType, TaskState};
 
 /// How long a declined offer stays away: short, so new apps launch within a second or so.
 const REFUSE_SECONDS: f64 = 1.0;
+/// At most this many tasks of one app per offer and round (Marathon's default).
+const MAX_INSTANCES_PER_OFFER: u32 = 5;
 /// A task running this long without failing resets its app's backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
 
@@ -253,13 +255,18 @@ async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::
     let now = Instant::now();
     let mut views: Vec<OfferView> = offers.iter().map(offer_view).collect();
     let mut launches: BTreeMap<usize, Vec<(Task, v1::TaskInfo)>> = BTreeMap::new();
+    // Apps that wanted tasks, and how many offers each actually used (for the queue's summary).
+    let mut wanting: Vec<String> = Vec::new();
+    let mut used: BTreeMap<String, u64> = BTreeMap::new();
     {
         let world = shared.world.lock();
         for app in world.apps.values() {
-            let want = wanted(&world, app, now);
+            // Marathon's --max_instances_per_offer (5): a huge instance count launches in rounds.
+            let want = wanted(&world, app, now).min(MAX_INSTANCES_PER_OFFER.saturating_mul(offers.len() as u32));
             if want == 0 {
                 continue;
             }
+            wanting.push(app.spec.id.clone());
             let placed: Vec<Placed> = world
                 .tasks_of(&app.spec.id)
                 .filter(|t| t.is_active())
@@ -316,8 +323,20 @@ async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::
                 world.tasks.insert(task.id.clone(), task.clone());
             }
         }
+        let apps: std::collections::BTreeSet<&str> = batch.iter().map(|(t, _)| t.app_id.as_str()).collect();
+        for app in apps {
+            *used.entry(app.to_owned()).or_default() += 1;
+        }
         if let Err(e) = scheduler.launch(vec![offer.id.clone()], infos, REFUSE_SECONDS).await {
             tracing::warn!(error = %e, "launch refused; the tasks will be reported lost");
+        }
+    }
+    let mut world = shared.world.lock();
+    for id in wanting {
+        if let Some(app) = world.apps.get_mut(&id) {
+            let used = used.get(&id).copied().unwrap_or(0);
+            app.offers_processed += offers.len() as u64;
+            app.offers_unused += offers.len() as u64 - used;
         }
     }
 }

@@ -186,6 +186,8 @@ pub struct TaskWire {
     pub started_at: Option<String>,
     pub version: String,
     pub ip_addresses: Vec<IpAddress>,
+    /// Left out while there is none, as in Marathon's task examples.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub health_check_results: Vec<HealthCheckResult>,
     pub role: String,
 }

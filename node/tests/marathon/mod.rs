@@ -2,9 +2,11 @@
 //! processes on 127.0.0.1.
 
 mod api;
+mod conformance;
 mod failover;
 mod health;
 mod restart;
+mod survives_any_input;
 
 use std::time::Duration;
 
