@@ -41,19 +41,35 @@ impl Context {
             Some(path) => ClusterSpec::load(path)?,
             None => ClusterSpec::default(),
         };
-        let base_dir = path.as_deref().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default();
-        let base_dir = if base_dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base_dir
-        };
-        spec.validate(ValidationContext { base_dir: &base_dir })?;
-        Ok(Context {
+        let ctx = Context {
             spec,
             spec_path: path,
             output: global.output,
             state_dir: global.state_dir.clone(),
+        };
+        ctx.spec.validate(ValidationContext { base_dir: &ctx.base_dir() })?;
+        Ok(ctx)
+    }
+
+    /// The folder app paths are relative to: the spec file's, else the working directory.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.spec_path.as_deref().and_then(Path::parent) {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The spec with a command-line override (`--azs 4`, `scale lbs 0`) applied, checked by
+    /// the same rules as the file: a flag never brings in what the file could not. Fails with
+    /// a bad-input error naming the key and the flag; the context's spec is left as it was.
+    pub fn overridden(&self, flag: &str, change: impl FnOnce(&mut ClusterSpec)) -> anyhow::Result<ClusterSpec> {
+        let mut spec = self.spec.clone();
+        change(&mut spec);
+        spec.validate(ValidationContext {
+            base_dir: &self.base_dir(),
         })
+        .with_context(|| format!("{} with {flag}", self.spec_origin()))?;
+        Ok(spec)
     }
 
     /// `paas.toml` or `built-in default spec`, for messages.

@@ -45,7 +45,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Init(args) => commands::init::run(&cli.global, args),
         Command::Validate => commands::validate::run(&cli.global),
         Command::Plan(args) => commands::plan::run(&cli.global, args).await,
-        Command::Completions(args) => commands::completions::run(args),
+        Command::Completions(args) => commands::completions::run(&cli.global, args),
         Command::Sim(args) => commands::sim::run(&cli.global, args).await,
         Command::App(args) => commands::app::run(&cli.global, args).await,
         Command::Aws(args) => commands::aws::run(&cli.global, args).await,

@@ -112,7 +112,9 @@ pub struct RoleMemory {
     pub elb: u64,
 }
 
-/// Container images by role. `None` selects the image `paas sim images` builds.
+/// Container images by role. `None` selects the image `paas sim images` builds. A named image
+/// must follow the node contract: the container's command is `--config /etc/paas/node.json`,
+/// so its entrypoint takes the node's configuration file, as `paas-node supervise` does.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RoleImages {
@@ -275,9 +277,17 @@ impl std::str::FromStr for PortRange {
 impl ClusterSpec {
     /// Parses a spec from TOML text. `origin` names the file in error messages.
     ///
-    /// Fails with [`SpecError::Syntax`] (line and column) on bad TOML, unknown keys or wrong types.
+    /// Fails with [`SpecError::Syntax`] (line, column and the dotted key, e.g. `nodes.slaves`)
+    /// on bad TOML, unknown keys or wrong types.
     pub fn from_toml(text: &str, origin: &Path) -> Result<ClusterSpec, SpecError> {
-        toml::from_str(text).map_err(|e| SpecError::syntax(origin, text, &e))
+        let document = toml::Deserializer::parse(text).map_err(|e| SpecError::syntax(origin, text, None, &e))?;
+        // The path tracker names the key being read when serde fails: toml's own message
+        // gives only the place, and users look for the key (as cargo and terraform show it).
+        serde_path_to_error::deserialize(document).map_err(|e| {
+            let key = e.path().to_string();
+            let key = (key != "." && !key.is_empty()).then_some(key);
+            SpecError::syntax(origin, text, key, e.inner())
+        })
     }
 
     /// Reads and parses a spec file. Fails when it cannot be read or parsed.

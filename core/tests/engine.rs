@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use paas_core::engine::{Action, ApplyOptions, Engine, StateStore, plan};
+use paas_core::engine::{Action, ApplyOptions, Engine, StateStore, meaning, plan};
 use paas_core::memory::{Fault, MemoryBackend};
 use paas_core::resource::ResourceId;
 use paas_core::{Backend, ClusterSpec, Graph, Target, Topology};
@@ -233,4 +233,78 @@ fn duplicates_left_behind_are_deleted() {
         assert!(p.steps[0].reason.starts_with("duplicate"), "{:?}", p.steps[0]);
     });
     assert_eq!(world(&backend), desired_world(&g));
+}
+
+#[test]
+fn lost_nodes_are_restores_and_a_spec_change_is_a_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let store = StateStore::new(dir.path(), "paas", "memory");
+    let engine = Engine::new(&backend, store.clone(), options());
+    let mut spec = ClusterSpec::default();
+    let g = graph(&spec, Target::Sim);
+    runtime().block_on(async {
+        engine.apply(&g, "test", &no_events).await.unwrap();
+        // Two machines are lost behind the engine's back.
+        for name in ["node/slave-2", "node/lb-1"] {
+            let lost = backend
+                .list("paas")
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|o| o.id.to_string() == name)
+                .unwrap();
+            backend.delete("paas", &lost).await.unwrap();
+        }
+    });
+    let recorded: Vec<_> = store.load().unwrap().resources.into_values().collect();
+    let p = runtime().block_on(engine.plan(&g)).unwrap();
+    let m = meaning(&p, &g, &recorded);
+    assert_eq!(m.restored_names(), ["slave-2", "lb-1"]);
+    assert!(m.changes.is_empty(), "{}", m.describe_changes());
+
+    // The same losses under a changed spec: the new slave is a change, the lost ones are not.
+    spec.nodes.slaves = 6;
+    let g = graph(&spec, Target::Sim);
+    let p = runtime().block_on(engine.plan(&g)).unwrap();
+    let m = meaning(&p, &g, &recorded);
+    assert_eq!(m.restored_names(), ["slave-2", "lb-1"]);
+    assert_eq!(m.describe_changes(), "create node/slave-6");
+
+    // Restoring converges: the next plan is empty.
+    runtime()
+        .block_on(engine.apply(&graph(&ClusterSpec::default(), Target::Sim), "test", &no_events))
+        .unwrap();
+    let g = graph(&ClusterSpec::default(), Target::Sim);
+    assert!(runtime().block_on(engine.plan(&g)).unwrap().is_empty());
+}
+
+#[test]
+fn a_node_recorded_with_other_settings_is_a_change_not_a_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let store = StateStore::new(dir.path(), "paas", "memory");
+    let engine = Engine::new(&backend, store.clone(), options());
+    let mut spec = ClusterSpec::default();
+    runtime()
+        .block_on(engine.apply(&graph(&spec, Target::Sim), "test", &no_events))
+        .unwrap();
+    runtime().block_on(async {
+        let lost = backend
+            .list("paas")
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|o| o.id.to_string() == "node/slave-1")
+            .unwrap();
+        backend.delete("paas", &lost).await.unwrap();
+    });
+    // The lost slave would come back with more memory than it had: that is the user's change.
+    spec.sim.memory.slave = 1024;
+    let g = graph(&spec, Target::Sim);
+    let recorded: Vec<_> = store.load().unwrap().resources.into_values().collect();
+    let p = runtime().block_on(engine.plan(&g)).unwrap();
+    let m = meaning(&p, &g, &recorded);
+    assert!(m.restores.is_empty(), "{:?}", m.restored_names());
+    assert!(m.describe_changes().contains("create node/slave-1"), "{}", m.describe_changes());
 }

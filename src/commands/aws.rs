@@ -3,6 +3,8 @@
 //! Credentials and region come from the standard AWS chain (environment, `--profile`, SSO);
 //! `--endpoint-url` points every client at an emulator. Nothing secret is ever printed.
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use paas_aws::{Connection, Deployment, Outcome, Waits};
@@ -42,8 +44,10 @@ pub enum AwsCommand {
     /// Show what `up` would change, reading AWS; changes nothing.
     Plan,
     /// Create or update everything the spec describes, wait for instances running and the lbs
-    /// in service, and print the name servers to delegate the domain to.
-    Up,
+    /// in service, and print the name servers to delegate the domain to. On an existing
+    /// cluster, shows what would change and asks first (lost instances are re-created without
+    /// asking: that is no change).
+    Up(UpArgs),
     /// The cluster's nodes by AZ as AWS reports them, the ELB and the name servers.
     Status,
     /// Set the number of nodes of a role and apply; other nodes are untouched.
@@ -54,11 +58,29 @@ pub enum AwsCommand {
     Refresh,
 }
 
+/// Flags of `paas aws up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Apply changes to an existing cluster without asking (needed when not on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
 /// A role `scale` can change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScaleRole {
     Slaves,
     Lbs,
+}
+
+impl ScaleRole {
+    /// The role's key under `[nodes]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ScaleRole::Slaves => "slaves",
+            ScaleRole::Lbs => "lbs",
+        }
+    }
 }
 
 /// Flags of `paas aws scale`.
@@ -80,17 +102,19 @@ pub async fn run(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
 
 async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
     let mut ctx = Context::load(global)?;
+    // Every override goes through the spec's own checks before anything is contacted.
+    if let Some(region) = &args.region {
+        ctx.spec = ctx.overridden(&format!("--region {region}"), |spec| spec.aws.region = Some(region.clone()))?;
+    }
     if let Some(azs) = args.azs {
-        if azs == 0 {
-            return Err(BadInput("--azs must be at least 1".into()).into());
-        }
-        ctx.spec.azs = azs;
+        ctx.spec = ctx.overridden(&format!("--azs {azs}"), |spec| spec.azs = azs)?;
     }
     if let AwsCommand::Scale(scale) = &args.command {
-        match scale.role {
-            ScaleRole::Slaves => ctx.spec.nodes.slaves = scale.count,
-            ScaleRole::Lbs => ctx.spec.nodes.lbs = scale.count,
-        }
+        let flag = format!("`scale {} {}`", scale.role.key(), scale.count);
+        ctx.spec = ctx.overridden(&flag, |spec| match scale.role {
+            ScaleRole::Slaves => spec.nodes.slaves = scale.count,
+            ScaleRole::Lbs => spec.nodes.lbs = scale.count,
+        })?;
     }
     let connection = Connection::Chain {
         region: args.region.clone().or_else(|| ctx.spec.aws.region.clone()),
@@ -119,8 +143,11 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        AwsCommand::Up | AwsCommand::Scale(_) => {
+        AwsCommand::Up(_) | AwsCommand::Scale(_) => {
             let plan = deployment.plan().await?;
+            if let AwsCommand::Up(up) = &args.command {
+                confirm_changes(&ctx, &deployment, &plan, up.yes, quiet).await?;
+            }
             let progress = Progress::new(plan.steps.len(), quiet);
             if !quiet {
                 eprintln!(
@@ -163,6 +190,48 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// On an existing cluster, a plan that changes it is shown and needs a yes (the flag, or an
+/// answer on the terminal); re-creating lost resources as they were recorded needs none.
+/// Fails with bad input (nothing changed) when the change is not confirmed.
+async fn confirm_changes(ctx: &Context, deployment: &Deployment, plan: &paas_core::Plan, yes: bool, quiet: bool) -> anyhow::Result<()> {
+    let graph = deployment.graph().await?;
+    let exists = plan.count(paas_core::Action::Create) < graph.len() || plan.steps.iter().any(|s| s.current.is_some());
+    let recorded: Vec<_> = paas_core::engine::StateStore::new(&ctx.state_dir, &ctx.spec.name, "aws")
+        .load()?
+        .resources
+        .into_values()
+        .collect();
+    let meaning = paas_core::engine::meaning(plan, &graph, &recorded);
+    if !quiet && exists && !meaning.restores.is_empty() {
+        eprintln!(
+            "Re-creating what is missing from cluster {}: {}",
+            ctx.spec.name,
+            meaning.restored_names().join(", ")
+        );
+    }
+    if !exists || meaning.changes.is_empty() || yes {
+        return Ok(());
+    }
+    eprint!("{}", output::render_plan(plan, output::colour()));
+    let what = meaning.describe_changes();
+    if !std::io::stdin().is_terminal() {
+        return Err(BadInput(format!(
+            "cluster {} exists in {} with a different spec: {what}; re-run with --yes to make these changes",
+            ctx.spec.name,
+            deployment.region()
+        ))
+        .into());
+    }
+    eprint!("Change cluster {} in {} ({what})? [y/N] ", ctx.spec.name, deployment.region());
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).context("reading the answer")?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(BadInput("not confirmed; nothing was changed".into()).into())
     }
 }
 

@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
-use paas_core::spec::ValidationContext;
 use paas_docker::images::ImageProgress;
 use paas_docker::sim::{Endpoints, Sim, ensure_images};
 use serde_json::json;
@@ -62,6 +61,26 @@ pub enum ScaleRole {
     Lbs,
 }
 
+impl ScaleRole {
+    /// The role's key under `[nodes]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            ScaleRole::Masters => "masters",
+            ScaleRole::Slaves => "slaves",
+            ScaleRole::Lbs => "lbs",
+        }
+    }
+
+    /// The role's count in a spec.
+    fn count_mut(self, spec: &mut paas_core::ClusterSpec) -> &mut u32 {
+        match self {
+            ScaleRole::Masters => &mut spec.nodes.masters,
+            ScaleRole::Slaves => &mut spec.nodes.slaves,
+            ScaleRole::Lbs => &mut spec.nodes.lbs,
+        }
+    }
+}
+
 /// Flags of `paas sim scale`.
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
@@ -95,7 +114,16 @@ pub async fn run(global: &GlobalArgs, args: SimArgs) -> anyhow::Result<()> {
         SimCommand::Down => run_down(global, ctx).await,
         SimCommand::Logs(logs) => {
             let sim = Sim::connect(ctx.spec.clone(), &ctx.state_dir, None).await?;
-            print!("{}", sim.logs(&logs.node, logs.process.as_deref()).await?);
+            let text = sim.logs(&logs.node, logs.process.as_deref()).await?;
+            match ctx.output {
+                OutputFormat::Json => ctx.print_json(&json!({
+                    "cluster": ctx.spec.name,
+                    "node": logs.node,
+                    "process": logs.process,
+                    "lines": text.lines().collect::<Vec<_>>(),
+                }))?,
+                OutputFormat::Text => print!("{text}"),
+            }
             Ok(())
         }
         SimCommand::Images => {
@@ -142,17 +170,30 @@ async fn run_up(global: &GlobalArgs, ctx: Context, args: UpArgs) -> anyhow::Resu
     let image = default_image(&ctx, global.quiet || ctx.output == OutputFormat::Json).await?;
     let sim = Sim::connect(ctx.spec.clone(), &ctx.state_dir, image).await?;
     let timeout = Duration::from_secs(args.timeout);
-    let observed = sim.engine().observe(&ctx.spec.name).await?;
-    let plan = paas_core::engine::plan(&sim.graph(), &observed);
-    if !observed.is_empty() && !plan.is_empty() && !args.apply_changes {
-        // Changing a running cluster can replace nodes: the user decides, knowing what.
+    let engine = sim.engine();
+    let observed = engine.observe(&ctx.spec.name).await?;
+    let graph = sim.graph();
+    let plan = paas_core::engine::plan(&graph, &observed);
+    let recorded: Vec<_> = engine.store().load()?.resources.into_values().collect();
+    let meaning = paas_core::engine::meaning(&plan, &graph, &recorded);
+    if !observed.is_empty() && !meaning.changes.is_empty() && !args.apply_changes {
+        // Changing a running cluster can replace nodes: the user decides, knowing what. Lost
+        // nodes coming back as they were is no change, and needs no decision.
         eprint!("{}", crate::output::render_plan(&plan, crate::output::colour()));
         return Err(BadInput(format!(
-            "cluster {} exists with a different spec ({}); re-run with --apply-changes to make these changes",
+            "cluster {} exists with a different spec: {}; re-run with --apply-changes to make these changes",
             ctx.spec.name,
-            plan.summary()
+            meaning.describe_changes()
         ))
         .into());
+    }
+    let restored = meaning.restored_names();
+    if !observed.is_empty() && !restored.is_empty() && !global.quiet && ctx.output == OutputFormat::Text {
+        eprintln!(
+            "Re-creating what is missing from cluster {}: {}",
+            ctx.spec.name,
+            restored.join(", ")
+        );
     }
     let progress = Progress::new(plan.steps.len(), global.quiet || ctx.output == OutputFormat::Json);
     let text = ctx.output == OutputFormat::Text;
@@ -193,6 +234,7 @@ async fn run_up(global: &GlobalArgs, ctx: Context, args: UpArgs) -> anyhow::Resu
         OutputFormat::Json => ctx.print_json(&json!({
             "cluster": ctx.spec.name,
             "changed": !report.plan.is_empty(),
+            "restored": restored,
             "plan": report.plan,
             "health": report.health,
             "apps": apps,
@@ -317,30 +359,21 @@ async fn run_status(ctx: Context) -> anyhow::Result<()> {
 }
 
 async fn run_scale(global: &GlobalArgs, ctx: Context, args: ScaleArgs) -> anyhow::Result<()> {
-    let mut spec = ctx.spec.clone();
-    match args.role {
-        ScaleRole::Masters => {
-            // Removing masters at once can cost the ZooKeeper quorum the running ensemble needs.
-            let current = spec.nodes.masters;
-            let quorum = current / 2 + 1;
-            if args.count < quorum {
-                return Err(BadInput(format!(
-                    "scaling masters from {current} to {} would leave fewer than the quorum of {quorum}",
-                    args.count
-                ))
-                .into());
-            }
-            spec.nodes.masters = args.count;
+    if args.role == ScaleRole::Masters {
+        // Removing masters at once can cost the ZooKeeper quorum the running ensemble needs.
+        let current = ctx.spec.nodes.masters;
+        let quorum = current / 2 + 1;
+        if args.count < quorum {
+            return Err(BadInput(format!(
+                "scaling masters from {current} to {} would leave fewer than the quorum of {quorum}",
+                args.count
+            ))
+            .into());
         }
-        ScaleRole::Slaves => spec.nodes.slaves = args.count,
-        ScaleRole::Lbs => spec.nodes.lbs = args.count,
     }
-    let base = ctx
-        .spec_path
-        .as_deref()
-        .and_then(std::path::Path::parent)
-        .unwrap_or(std::path::Path::new("."));
-    spec.validate(ValidationContext { base_dir: base })?;
+    // The new count is checked by the spec's own rules before anything is touched.
+    let flag = format!("`scale {} {}`", args.role.key(), args.count);
+    let spec = ctx.overridden(&flag, |spec| *args.role.count_mut(spec) = args.count)?;
     let image = default_image(&ctx, global.quiet).await?;
     let sim = Sim::connect(spec, &ctx.state_dir, image).await?;
     let plan = sim.engine().plan(&sim.graph()).await?;

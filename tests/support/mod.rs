@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -27,7 +29,7 @@ pub fn paas_node_binary() -> PathBuf {
     let node = paas.with_file_name("paas-node");
     assert!(
         node.is_file(),
-        "{} is missing: run `cargo build -p paas-node` first",
+        "{} is missing: run `cargo build --workspace --bins` first",
         node.display()
     );
     node

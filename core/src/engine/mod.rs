@@ -17,7 +17,7 @@ use futures::stream::FuturesUnordered;
 use serde::Serialize;
 
 pub use lock::{Lock, LockError, LockHolder};
-pub use plan::{Action, Plan, Step, plan, plan_destroy};
+pub use plan::{Action, Plan, PlanMeaning, Step, meaning, plan, plan_destroy};
 pub use state::{State, StateError, StateStore};
 
 use crate::backend::{Backend, BackendError, Observed, Resolved};

@@ -156,6 +156,47 @@ pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
     }
 }
 
+/// A plan split by what it means to the user: bringing back what was lost, or changing the
+/// cluster. Only a change needs their confirmation; a lost machine is simply re-created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanMeaning<'p> {
+    /// Creations of resources the recorded state lists with the very settings the spec gives
+    /// them now: they existed as asked and are gone (a removed container, a terminated instance).
+    pub restores: Vec<&'p Step>,
+    /// Every other step: what the spec (or the cluster's drift from it) changes.
+    pub changes: Vec<&'p Step>,
+}
+
+impl PlanMeaning<'_> {
+    /// `create node/slave-6, update elb/elb` — the changes, for a confirmation message.
+    pub fn describe_changes(&self) -> String {
+        self.changes
+            .iter()
+            .map(|s| format!("{} {}", s.action.as_str(), s.id))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The names of the resources brought back.
+    pub fn restored_names(&self) -> Vec<&str> {
+        self.restores.iter().map(|s| s.id.name()).collect()
+    }
+}
+
+/// Splits `plan` (made for `desired`) into restores and changes against `recorded`, the
+/// resources the state file lists from the last apply. Pure.
+pub fn meaning<'p>(plan: &'p Plan, desired: &Graph, recorded: &[Observed]) -> PlanMeaning<'p> {
+    let recorded: BTreeMap<&ResourceId, &Observed> = recorded.iter().map(|o| (&o.id, o)).collect();
+    let (restores, changes) = plan.steps.iter().partition(|step| {
+        step.action == Action::Create
+            && match (recorded.get(&step.id), desired.get(&step.id)) {
+                (Some(was), Some(wanted)) => was.fingerprint == wanted.fingerprint(),
+                _ => false,
+            }
+    });
+    PlanMeaning { restores, changes }
+}
+
 /// Plans deleting every observed resource, highest rank first.
 pub fn plan_destroy(cluster: &str, target: Target, observed: &[Observed]) -> Plan {
     let mut steps: Vec<Step> = observed

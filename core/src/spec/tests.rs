@@ -35,6 +35,20 @@ fn syntax_errors_name_line_and_column() {
 }
 
 #[test]
+fn type_errors_name_the_dotted_key_line_and_column() {
+    let err = ClusterSpec::from_toml("[nodes]\nslaves = -1\n", Path::new("spec.toml")).unwrap_err();
+    assert_eq!(err.key(), Some("nodes.slaves"));
+    let text = err.to_string();
+    assert!(text.starts_with("spec.toml:2:10: nodes.slaves: "), "{text}");
+    assert!(text.contains("-1"), "{text}");
+    // A nested table two levels down, and a top-level key.
+    let err = ClusterSpec::from_toml("[sim.memory]\nslave = \"lots\"\n", Path::new("spec.toml")).unwrap_err();
+    assert_eq!(err.key(), Some("sim.memory.slave"), "{err}");
+    let err = ClusterSpec::from_toml("azs = \"three\"\n", Path::new("spec.toml")).unwrap_err();
+    assert!(err.to_string().starts_with("spec.toml:1:7: azs: "), "{err}");
+}
+
+#[test]
 fn unknown_keys_are_refused_with_their_place() {
     let err = ClusterSpec::from_toml("[nodes]\nmasters = 3\nslavez = 5\n", Path::new("x.toml")).unwrap_err();
     let text = err.to_string();

@@ -14,11 +14,14 @@ pub const MAX_AZS: u32 = 8;
 /// One problem with a spec, naming where it is and how to fix it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
-    #[error("{path}:{line}:{column}: {message}")]
+    /// Bad TOML, an unknown key or a value of the wrong type. `key` is the dotted key the
+    /// problem is at (`nodes.slaves`), when the parser got as far as a key.
+    #[error("{path}:{line}:{column}: {}{message}", key.as_deref().map(|k| format!("{k}: ")).unwrap_or_default())]
     Syntax {
         path: PathBuf,
         line: usize,
         column: usize,
+        key: Option<String>,
         message: String,
     },
     #[error("cannot read spec {path}: {reason}")]
@@ -50,7 +53,7 @@ impl std::fmt::Display for SpecErrors {
 impl std::error::Error for SpecErrors {}
 
 impl SpecError {
-    pub(super) fn syntax(path: &Path, text: &str, err: &toml::de::Error) -> SpecError {
+    pub(super) fn syntax(path: &Path, text: &str, key: Option<String>, err: &toml::de::Error) -> SpecError {
         let (line, column) = err.span().map(|span| line_column(text, span.start)).unwrap_or((1, 1));
         let mut message = err.message().trim().to_string();
         if message.starts_with("unknown field") {
@@ -60,6 +63,7 @@ impl SpecError {
             path: path.to_path_buf(),
             line,
             column,
+            key,
             message,
         }
     }
@@ -77,6 +81,7 @@ impl SpecError {
     pub fn key(&self) -> Option<&str> {
         match self {
             SpecError::Invalid { key, .. } => Some(key),
+            SpecError::Syntax { key: Some(key), .. } => Some(key),
             _ => None,
         }
     }
