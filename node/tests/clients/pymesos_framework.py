@@ -7,6 +7,7 @@ Usage: python pymesos_framework.py ZK_URL MASTER_URL
   MASTER_URL  http://127.0.0.1:port of the leading master, to check what it reports
 """
 
+import getpass
 import json
 import queue
 import sys
@@ -98,7 +99,8 @@ def master_json(master, path):
 def main():
     zk_url, master = sys.argv[1], sys.argv[2].rstrip("/")
     framework = Dict()
-    framework.user = ""
+    # Tasks run as this user; the agents here run as the same one.
+    framework.user = getpass.getuser()
     framework.name = FRAMEWORK_NAME
     framework.hostname = "127.0.0.1"
     driver = MesosSchedulerDriver(Sleeper(), framework, zk_url, use_addict=True)
