@@ -134,7 +134,12 @@ fn sim_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
             Role::AdminLb => (spec.sim.memory.adminlb, &spec.sim.images.adminlb),
         };
         let publish = if node.role == Role::AdminLb {
-            vec![(spec.sim.admin_port, ports::HTTP)]
+            // The admin names on one port; Marathon and Mesos also on plain ports of their own.
+            vec![
+                (spec.sim.admin_port, ports::HTTP),
+                (spec.sim.marathon_port, ports::MARATHON),
+                (spec.sim.mesos_port, ports::MESOS_MASTER),
+            ]
         } else {
             vec![]
         };

@@ -96,6 +96,12 @@ pub struct SimSpec {
     pub http_port: u16,
     /// Port on 127.0.0.1 where the admin entry (nginx) listens.
     pub admin_port: u16,
+    /// Port on 127.0.0.1 where the admin entry serves Marathon (the leader's) without a host
+    /// name, for clients that cannot resolve `marathon.admin.<domain>`.
+    pub marathon_port: u16,
+    /// Port on 127.0.0.1 where the admin entry serves the leading Mesos master without a host
+    /// name, for clients that cannot resolve `mesos.admin.<domain>`.
+    pub mesos_port: u16,
     /// Memory limit per container, MiB, by role.
     pub memory: RoleMemory,
     /// Image per role; empty means the locally built `paas-sim` images.
@@ -204,6 +210,8 @@ impl Default for SimSpec {
         SimSpec {
             http_port: 8080,
             admin_port: 8081,
+            marathon_port: 8082,
+            mesos_port: 5050,
             memory: RoleMemory::default(),
             images: RoleImages::default(),
         }

@@ -15,7 +15,7 @@ use crate::context::{BadInput, Context};
 /// Flags of `paas app`.
 #[derive(Debug, Args)]
 pub struct AppArgs {
-    /// Marathon's URL. Default: the cluster's admin entry, `http://marathon.admin.<domain>:<sim.admin_port>/`.
+    /// Marathon's URL. Default: the cluster's admin entry on its plain Marathon port, `http://127.0.0.1:<sim.marathon_port>/`.
     #[arg(long, global = true, env = "PAAS_MARATHON", value_name = "URL")]
     pub marathon: Option<String>,
     #[command(subcommand)]
@@ -51,7 +51,7 @@ pub async fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<()> {
         Some(url) => Marathon::parse(url)?,
         None => {
             let ctx = Context::load(global)?;
-            Marathon::parse(&format!("http://marathon.admin.{}:{}/", ctx.spec.domain, ctx.spec.sim.admin_port))?
+            Marathon::parse(&format!("http://127.0.0.1:{}/", ctx.spec.sim.marathon_port))?
         }
     };
     let json = global.output == OutputFormat::Json;

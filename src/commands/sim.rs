@@ -256,9 +256,7 @@ async fn run_up(global: &GlobalArgs, ctx: Context, args: UpArgs) -> anyhow::Resu
                     app["result"].as_str().unwrap_or("?")
                 );
             }
-            println!("  apps:     {}", report.endpoints.apps);
-            println!("  marathon: {}", report.endpoints.marathon);
-            println!("  mesos:    {}", report.endpoints.mesos);
+            print_endpoints(&report.endpoints);
         }
     }
     Ok(())
@@ -294,6 +292,13 @@ async fn wait_for_www(ctx: &Context, timeout: Duration) -> anyhow::Result<()> {
         anyhow::ensure!(Instant::now() < deadline, "www did not answer 200 at {url} within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The cluster's URLs: by name (browsers, curl) and on plain 127.0.0.1 ports (every client).
+fn print_endpoints(endpoints: &Endpoints) {
+    println!("  apps:     {}", endpoints.apps);
+    println!("  marathon: {} (any HTTP client: {})", endpoints.marathon, endpoints.marathon_api);
+    println!("  mesos:    {} (any HTTP client: {})", endpoints.mesos, endpoints.mesos_api);
 }
 
 async fn run_status(ctx: Context) -> anyhow::Result<()> {
@@ -344,6 +349,7 @@ async fn run_status(ctx: Context) -> anyhow::Result<()> {
                     if routes.is_empty() { "none".to_string() } else { routes.join(", ") }
                 );
             }
+            print_endpoints(&status.endpoints);
             for app in apps.as_ref().and_then(|a| a.as_array()).into_iter().flatten() {
                 println!(
                     "  app {}: {} running, {} healthy, {} desired",

@@ -45,13 +45,19 @@ impl SimCluster {
         };
         // From here on, drop cleans up whatever was made.
         sim.up(timeout, &|_| {}, &|_| {}).await.map_err(err)?;
-        let master = sim
-            .topology
-            .nodes_of(paas_core::Role::Master)
-            .next()
-            .expect("validated specs have masters")
-            .address;
-        let marathon = format!("http://{master}:{}", paas_core::render::ports::MARATHON);
+        // Through the admin entry's plain Marathon port, as any client reaches it; a cluster
+        // without an admin entry is reached at a master's address on the cluster network.
+        let marathon = if spec.nodes.adminlb > 0 {
+            cluster.marathon()
+        } else {
+            let master = sim
+                .topology
+                .nodes_of(paas_core::Role::Master)
+                .next()
+                .expect("validated specs have masters")
+                .address;
+            format!("http://{master}:{}", paas_core::render::ports::MARATHON)
+        };
         let apps: Vec<String> = match &spec.apps {
             None => vec![paas_core::app::WWW_APP_JSON.to_owned()],
             Some(files) => files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect(),
@@ -62,7 +68,7 @@ impl SimCluster {
         Ok(cluster)
     }
 
-    /// POSTs an app definition to Marathon (reached at its address on the cluster network).
+    /// POSTs an app definition to Marathon.
     async fn deploy(&self, marathon: &str, app: &str) -> Result<(), ClusterError> {
         let id = serde_json::from_str::<serde_json::Value>(app)
             .ok()
@@ -101,6 +107,18 @@ impl SimCluster {
     /// `http://127.0.0.1:<port>` of the admin entry; send `Host: marathon.admin.<domain>`.
     pub fn admin(&self) -> String {
         format!("http://127.0.0.1:{}", self.spec.sim.admin_port)
+    }
+
+    /// `http://127.0.0.1:<port>` where the admin entry serves Marathon (its leader's view) to
+    /// any HTTP client, no host name needed. Needs an admin entry (`nodes.adminlb`).
+    pub fn marathon(&self) -> String {
+        format!("http://127.0.0.1:{}", self.spec.sim.marathon_port)
+    }
+
+    /// `http://127.0.0.1:<port>` where the admin entry serves the leading Mesos master to any
+    /// HTTP client. Needs an admin entry (`nodes.adminlb`).
+    pub fn mesos(&self) -> String {
+        format!("http://127.0.0.1:{}", self.spec.sim.mesos_port)
     }
 }
 

@@ -86,6 +86,8 @@ async fn sim_cluster_fixture_serves_www_and_leaves_nothing() {
     spec.nodes.adminlb = 0;
     spec.sim.http_port = free_port();
     spec.sim.admin_port = free_port();
+    spec.sim.marathon_port = free_port();
+    spec.sim.mesos_port = free_port();
     let cluster = SimCluster::start(spec, Duration::from_secs(180))
         .await
         .expect("the cluster up and healthy");

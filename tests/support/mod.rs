@@ -41,9 +41,12 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let name = format!("{prefix}{}", std::process::id() % 100_000);
         let (http_port, admin_port) = (free_port(), free_port());
+        let (marathon_port, mesos_port) = (free_port(), free_port());
         std::fs::write(
             dir.path().join("paas.toml"),
-            format!("name = \"{name}\"\nvpc_cidr = \"{vpc_cidr}\"\n{extra}\n[sim]\nhttp_port = {http_port}\nadmin_port = {admin_port}\n"),
+            format!(
+                "name = \"{name}\"\nvpc_cidr = \"{vpc_cidr}\"\n{extra}\n[sim]\nhttp_port = {http_port}\nadmin_port = {admin_port}\nmarathon_port = {marathon_port}\nmesos_port = {mesos_port}\n"
+            ),
         )
         .unwrap();
         Cluster {

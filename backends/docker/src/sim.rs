@@ -59,16 +59,27 @@ pub struct UpReport {
 pub struct Endpoints {
     /// Apps through the elb: `http://<app>.<domain>:<port>/`.
     pub apps: String,
+    /// Marathon's UI and API through the admin entry, by name (`*.localhost` resolves in
+    /// browsers and curl).
     pub marathon: String,
+    /// The leading Mesos master through the admin entry, by name.
     pub mesos: String,
+    /// Marathon through the admin entry on a plain `127.0.0.1` port: for every HTTP client,
+    /// including those whose resolver does not know `*.localhost` (Python, Java, Go).
+    pub marathon_api: String,
+    /// The leading Mesos master through the admin entry on a plain `127.0.0.1` port.
+    pub mesos_api: String,
 }
 
 impl Endpoints {
+    /// The endpoints of a sim cluster with this spec.
     pub fn of(spec: &ClusterSpec) -> Endpoints {
         Endpoints {
             apps: format!("http://www.{}:{}/", spec.domain, spec.sim.http_port),
             marathon: format!("http://marathon.admin.{}:{}/", spec.domain, spec.sim.admin_port),
             mesos: format!("http://mesos.admin.{}:{}/", spec.domain, spec.sim.admin_port),
+            marathon_api: format!("http://127.0.0.1:{}/", spec.sim.marathon_port),
+            mesos_api: format!("http://127.0.0.1:{}/", spec.sim.mesos_port),
         }
     }
 }

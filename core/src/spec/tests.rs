@@ -87,6 +87,8 @@ fn each_bad_value_is_named_by_its_key() {
         ("[mesos]\nagent_ping_timeout_secs = 0", "mesos.agent_ping_timeout_secs"),
         ("[mesos]\nmax_agent_ping_timeouts = 0", "mesos.max_agent_ping_timeouts"),
         ("[sim]\nadmin_port = 8080", "sim.admin_port"),
+        ("[sim]\nmesos_port = 8081", "sim.mesos_port"),
+        ("[sim]\nmarathon_port = 0", "sim.marathon_port"),
         ("[aws]\nami = \"image-1\"", "aws.ami"),
         ("vpc_cidr = \"10.20.0.0/24\"\n[nodes]\nslaves = 100", "nodes.slaves"),
     ];

@@ -385,18 +385,23 @@ impl ClusterSpec {
     }
 
     fn check_sim(&self, errors: &mut Vec<SpecError>) {
-        for (key, port) in [("sim.http_port", self.sim.http_port), ("sim.admin_port", self.sim.admin_port)] {
+        let ports = [
+            ("sim.http_port", self.sim.http_port),
+            ("sim.admin_port", self.sim.admin_port),
+            ("sim.marathon_port", self.sim.marathon_port),
+            ("sim.mesos_port", self.sim.mesos_port),
+        ];
+        for (i, &(key, port)) in ports.iter().enumerate() {
             if port == 0 {
                 errors.push(SpecError::invalid(key, 0, "a port is needed on 127.0.0.1", "use e.g. 8080"));
+            } else if let Some((other, _)) = ports[..i].iter().find(|(_, p)| *p == port) {
+                errors.push(SpecError::invalid(
+                    key,
+                    port,
+                    format!("the same as {other}"),
+                    "give each of sim.http_port, admin_port, marathon_port and mesos_port its own port, e.g. 8080, 8081, 8082 and 5050",
+                ));
             }
-        }
-        if self.sim.http_port == self.sim.admin_port {
-            errors.push(SpecError::invalid(
-                "sim.admin_port",
-                self.sim.admin_port,
-                "the same as sim.http_port",
-                "use two different ports, e.g. 8080 and 8081",
-            ));
         }
         let m = &self.sim.memory;
         for (key, mib) in [

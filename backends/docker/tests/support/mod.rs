@@ -65,9 +65,11 @@ impl TestCluster {
         let id = (std::process::id() * 4 + n) % 2400;
         let name = format!("t{}-{test}", (std::process::id() * 4 + n) % 1_000_000);
         let toml = format!(
-            "name = \"{name}\"\nvpc_cidr = \"10.{}.{}.0/20\"\n{extra}\n[sim]\nhttp_port = {}\nadmin_port = {}\n",
+            "name = \"{name}\"\nvpc_cidr = \"10.{}.{}.0/20\"\n{extra}\n[sim]\nhttp_port = {}\nadmin_port = {}\nmarathon_port = {}\nmesos_port = {}\n",
             100 + id / 16,
             (id % 16) * 16,
+            free_port(),
+            free_port(),
             free_port(),
             free_port()
         );
