@@ -35,7 +35,7 @@ use super::wire::{self, AppVersion, DeploymentResult, LOCAL_PORT_MAX, LOCAL_PORT
 /// The API's routes. Trailing slashes are ignored, as Marathon ignores them.
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     let v2 = axum::Router::new()
-        .route("/v2/apps", get(list_apps).post(create_app))
+        .route("/v2/apps", get(list_apps).post(create_app).put(update_apps).patch(update_apps))
         .route("/v2/apps/{*path}", any(app_resource))
         .route("/v2/tasks", get(list_tasks))
         .route("/v2/tasks/delete", post(delete_tasks))
@@ -51,7 +51,7 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .layer(middleware::from_fn_with_state(shared.clone(), leader_only));
     let inner = axum::Router::new()
         .merge(v2)
-        .route("/", get(ui))
+        .merge(super::ui::router())
         .route("/ping", get(|| async { "pong\n" }))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -177,29 +177,6 @@ async fn proxy(shared: &Shared, method: Method, uri: &Uri, headers: &HeaderMap, 
         }
         Err(e) => message(StatusCode::BAD_GATEWAY, format!("the leader {leader} did not answer: {e}")),
     }
-}
-
-async fn ui(State(shared): State<Arc<Shared>>) -> Response {
-    let mut rows = String::new();
-    {
-        let world = shared.world.lock();
-        for app in world.apps.values() {
-            let running = world
-                .tasks_of(&app.spec.id)
-                .filter(|t| t.state == crate::mesos::v1::TaskState::Running)
-                .count();
-            rows.push_str(&format!(
-                "<tr><td>{}</td><td>{running} / {}</td></tr>",
-                app.spec.id, app.spec.instances
-            ));
-        }
-    }
-    let leader = shared.leader.lock().clone().unwrap_or_default();
-    let html = format!(
-        "<!doctype html><title>Marathon</title><h1>Marathon</h1><p>Leader: {leader}</p>\
-         <table><tr><th>App</th><th>Running / instances</th></tr>{rows}</table><p>API: <a href=\"/v2/apps\">/v2/apps</a></p>"
-    );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
 async fn leader(State(shared): State<Arc<Shared>>) -> Response {
@@ -539,6 +516,76 @@ async fn create_app(State(shared): State<Arc<Shared>>, uri: Uri, body: Bytes) ->
         }
         Err(response) => response,
     }
+}
+
+/// `PUT`/`PATCH /v2/apps`: a list of (partial) definitions, each merged over its app (an app
+/// that does not exist is created by PUT). All are checked before any changes.
+async fn update_apps(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, params: Params, body: Bytes) -> Response {
+    let force = match params.flag("force") {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let list = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Array(list)) => list,
+        Ok(_) => return invalid(DefinitionError::Malformed("expected a JSON array of apps".into())),
+        Err(e) => return invalid(DefinitionError::Malformed(e.to_string())),
+    };
+    let _change = shared.changes.lock().await;
+    let mut merged = Vec::new();
+    let mut details = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let Some(id) = item.get("id").and_then(Value::as_str).map(app::normalize_id) else {
+            details.push(app::Violation {
+                path: format!("({i})/id"),
+                errors: vec!["error.path.missing".into()],
+            });
+            continue;
+        };
+        let posted = match app::parse_definition(item.to_string().as_bytes(), Some(&id)) {
+            Ok(d) => d,
+            Err(e) => return invalid(e),
+        };
+        let existing = shared.world.lock().apps.get(&id).cloned();
+        let definition = match existing {
+            Some(app) => {
+                if let Some(r) = locked(&app).filter(|_| !force) {
+                    return r;
+                }
+                let mut base = app.definition.to_map();
+                if posted.contains_key("ports") && !posted.contains_key("portDefinitions") {
+                    base.remove("portDefinitions");
+                }
+                base.extend(posted);
+                base
+            }
+            None if method == Method::PATCH => return app_missing(&id),
+            None => posted,
+        };
+        if let Err(DefinitionError::Invalid(v)) = app::check(&definition) {
+            details.extend(v.into_iter().map(|mut x| {
+                x.path = format!("({i}){}", x.path);
+                x
+            }));
+        }
+        merged.push(definition);
+    }
+    if !details.is_empty() {
+        return invalid(DefinitionError::Invalid(details));
+    }
+    let mut last = None;
+    for definition in &merged {
+        match commit(&shared, &uri, definition, Change::Update).await {
+            Ok(result) => last = Some(result),
+            Err(r) => return r,
+        }
+    }
+    reply(
+        StatusCode::OK,
+        last.unwrap_or_else(|| DeploymentResult {
+            deployment_id: uuid::Uuid::new_v4().to_string(),
+            version: timestamp(SystemTime::now()),
+        }),
+    )
 }
 
 fn locked(app: &App) -> Option<Response> {
@@ -990,6 +1037,10 @@ async fn cancel_deployment(State(shared): State<Arc<Shared>>, uri: Uri, Path(id)
         );
         return StatusCode::ACCEPTED.into_response();
     }
+    emit(
+        &shared,
+        json!({ "eventType": "deployment_step_failure", "plan": plan, "currentStep": { "actions": [{ "action": "ScaleApplication", "app": app.spec.id }] } }),
+    );
     emit(
         &shared,
         json!({ "eventType": "deployment_failed", "id": id, "plan": plan, "reason": "rolled back" }),

@@ -16,6 +16,7 @@ pub mod model;
 pub mod placement;
 pub mod scheduler;
 pub mod store;
+pub mod ui;
 pub mod wire;
 
 use std::sync::Arc;

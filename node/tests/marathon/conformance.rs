@@ -218,6 +218,20 @@ async fn marathon_app_life_as_clients_drive_it() {
     let other_ports: BTreeSet<u64> = other["ports"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
     assert_eq!(other_ports.len(), 2);
     assert!(!other_ports.contains(&service_port), "service ports are unique across apps");
+    // Several apps at once (apps_patch.json's form): merged over what they were.
+    let (status, _) = send(
+        &platform,
+        reqwest::Method::PUT,
+        "/v2/apps?force=true",
+        Some(json!([{ "id": "/b", "cpus": 0.2 }])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, b) = get(&platform, "/v2/apps/b").await;
+    assert_eq!(
+        (b["app"]["cpus"].clone(), b["app"]["ports"].clone()),
+        (json!(0.2), other["ports"].clone())
+    );
 
     let tasks = platform.await_running(0, "/tasks-api", 1, false).await;
     assert_eq!(tasks[0]["servicePorts"], json!([service_port]));
@@ -393,6 +407,7 @@ async fn marathon_app_life_as_clients_drive_it() {
         "deployment_step_success",
         "deployment_success",
         "deployment_failed",
+        "deployment_step_failure",
         "instance_changed_event",
         "app_terminated_event",
     ];

@@ -76,6 +76,7 @@ fn app_like() -> impl Strategy<Value = Value> {
 
 const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", "/v2/apps"),
+    ("PUT", "/v2/apps?force=true"),
     ("PUT", "/v2/apps/fz"),
     ("PUT", "/v2/apps/fz?force=true"),
     ("PATCH", "/v2/apps/fz?force=true"),
@@ -109,6 +110,9 @@ fn marathon_answers_any_json_on_any_endpoint_without_a_server_error() {
         failure_persistence: None,
         ..Config::default()
     });
+    // Which answers came back: the bodies must reach past parsing, into validation (4xx) and
+    // into changes that succeed (2xx).
+    let seen = std::sync::Mutex::new(std::collections::BTreeSet::new());
     let result = runner.run(&(prop::sample::select(ENDPOINTS), body), |((method, path), body)| {
         let method: reqwest::Method = method.parse().map_err(|e| TestCaseError::fail(format!("{method}: {e}")))?;
         let (status, text) = runtime.block_on(async {
@@ -124,10 +128,18 @@ fn marathon_answers_any_json_on_any_endpoint_without_a_server_error() {
             Ok::<_, TestCaseError>((status, response.text().await.unwrap_or_default()))
         })?;
         prop_assert!(status < 500, "{method} {path} with {body} answered {status}: {text}");
+        seen.lock().map_err(|e| TestCaseError::fail(e.to_string()))?.insert(status);
         Ok(())
     });
     if let Err(e) = result {
         panic!("{e}");
+    }
+    let seen = seen.into_inner().unwrap_or_default();
+    for class in [200, 201, 400, 404, 422] {
+        assert!(
+            seen.contains(&class),
+            "no answer {class} among {seen:?}: the bodies do not reach that far"
+        );
     }
     // Still answering, and its lists still render.
     let status = runtime.block_on(async {
