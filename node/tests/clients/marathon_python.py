@@ -8,7 +8,9 @@ message naming the call, what came back and what Marathon does.
 
 import collections
 import collections.abc
+import json
 import sys
+import threading
 
 # marathon-python 0.13 still uses `collections.Iterable`, removed in Python 3.10; give it the
 # alias instead of patching the package.
@@ -16,10 +18,11 @@ collections.Iterable = collections.abc.Iterable
 
 from marathon import MarathonApp, MarathonClient  # noqa: E402
 from marathon.exceptions import ConflictError, MarathonHttpError, NotFoundError  # noqa: E402
+from marathon.models.events import EventFactory  # noqa: E402
 from marathon.models.group import MarathonGroup  # noqa: E402
 from marathon.models.queue import MarathonQueueItem  # noqa: E402
 
-from clientlib import check, run, step, wait_for  # noqa: E402
+from clientlib import Wrong, check, run, step, wait_for  # noqa: E402
 
 APP = "/pyclient/sleeper"
 # The client puts the id into the URL as given: without the leading slash, as users write it.
@@ -27,6 +30,60 @@ APP_PATH = APP.lstrip("/")
 GROUP = "/pyclient-group"
 GROUP_APP = GROUP + "/member"
 STUCK = "/pyclient/unplaceable"
+
+
+# Event types Marathon publishes on /v2/events around what this script does (its event bus doc).
+EXPECTED_EVENTS = {
+    "api_post_event",
+    "status_update_event",
+    "instance_changed_event",
+    "deployment_info",
+    "deployment_step_success",
+    "deployment_success",
+}
+
+
+class EventLog:
+    """Reads /v2/events through the client for the whole run and parses every event with the
+    client's own event classes, which know each type's fields; keeps the first failure."""
+
+    def __init__(self, url):
+        self.client = MarathonClient([url], timeout=15)
+        self.types = set()
+        self.failure = None
+        self.lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        factory = EventFactory()
+        try:
+            for data in self.client.event_stream(raw=True):
+                event = json.loads(data)
+                if "plan" in event:
+                    # Marathon 1.10 writes a deployment event's plan as {id, steps, version}
+                    # (DeploymentPlan in its RAML). marathon-python 0.13 still expects the
+                    # original/target groups of older Marathons and cannot read a real 1.10
+                    # plan, so the plan is checked here and the rest parsed by the client.
+                    plan = event.pop("plan")
+                    check(
+                        isinstance(plan, dict) and set(plan) == {"id", "steps", "version"},
+                        f"GET /v2/events: a {event.get('eventType')} plan has keys {sorted(plan)}; "
+                        f"Marathon's are id, steps, version: {data.strip()}",
+                    )
+                try:
+                    event = factory.process(event)
+                except Exception as error:
+                    raise Wrong(f"GET /v2/events sent an event the client cannot parse ({error}): {data.strip()}")
+                with self.lock:
+                    self.types.add(event.event_type)
+        except Exception as error:
+            with self.lock:
+                self.failure = f"{type(error).__name__}: {error}"
+
+    def seen(self):
+        with self.lock:
+            check(self.failure is None, f"the event stream failed: {self.failure}")
+            return set(self.types)
 
 
 def sleeper(instances):
@@ -77,6 +134,30 @@ def check_deployment_result(result, call):
 def main():
     url = sys.argv[1]
     client = MarathonClient([url], timeout=15)
+    events = EventLog(url)
+
+    step("ping / get_info / get_leader")
+    pong = client.ping()
+    check(pong.strip() == b"pong", f"ping (GET /ping) answered {pong!r}; Marathon answers pong")
+    info = client.get_info()
+    here = url.split("://", 1)[-1].rstrip("/")
+    check(info.elected is True, f"get_info: elected {info.elected!r} from the leader")
+    check(info.leader == here, f"get_info: leader {info.leader!r}, expected {here}")
+    check(isinstance(info.framework_id, str) and info.framework_id, f"get_info: frameworkId {info.framework_id!r}")
+    config = info.marathon_config
+    check(config is not None, "get_info: no marathon_config")
+    check(
+        (config.local_port_min, config.local_port_max) == (10000, 20000),
+        f"get_info: local_port_min/max {config.local_port_min!r}/{config.local_port_max!r}; Marathon's defaults are 10000/20000",
+    )
+    check(config.mesos_leader_ui_url, f"get_info: marathon_config.mesos_leader_ui_url is {config.mesos_leader_ui_url!r}")
+    check(info.zookeeper_config is not None and info.zookeeper_config.zk, "get_info: no zookeeper_config.zk")
+    check(
+        info.http_config is not None and info.http_config.http_port == int(here.rsplit(":", 1)[1]),
+        f"get_info: http_config {info.http_config and vars(info.http_config)}",
+    )
+    leader = client.get_leader()
+    check(leader.get("leader") == here, f"get_leader (GET /v2/leader) answered {leader!r}")
 
     step("create_app")
     created = client.create_app(APP_PATH, sleeper(2))
@@ -273,6 +354,12 @@ def main():
         lambda: not [t for t in client.list_tasks() if t.app_id in (APP, STUCK)],
     )
     wait_for(f"{STUCK} out of GET /v2/queue", lambda: queue_item(client, STUCK) is None)
+
+    step("event stream: the events of all the above, parsed by the client")
+    try:
+        wait_for(f"the event types {sorted(EXPECTED_EVENTS)} on /v2/events", lambda: EXPECTED_EVENTS <= events.seen())
+    except Wrong as wrong:
+        raise Wrong(f"{wrong}; types seen: {sorted(events.seen())}") from None
 
 
 if __name__ == "__main__":
