@@ -28,6 +28,9 @@ async fn pymesos_framework_launches_and_kills_a_task() {
     python();
     let mesos = MesosCluster::start(1, &["cpus:2;mem:1024;disk:1000;ports:[31000-31099]"]).await;
     let master = mesos.leader_url().await.expect("a leading master");
+    run_script("pymesos_framework.py", vec![mesos.zk.url("mesos"), master.clone()]).await;
+    // Task ids are unique within a framework only: a second framework (a new id) may launch a
+    // task with the id the first one used, on the same agent.
     run_script("pymesos_framework.py", vec![mesos.zk.url("mesos"), master]).await;
 }
 

@@ -1,6 +1,6 @@
 """A pymesos (0.3.15) v1 HTTP scheduler against the Mesos master: it finds the leader through
-ZooKeeper, registers, takes an offer, launches a shell-command task, sees TASK_RUNNING, kills the
-task, sees TASK_KILLED, and tears down.
+ZooKeeper, registers, takes an offer, launches a shell-command task, sees TASK_RUNNING, reads the
+cluster through pymesos' v1 operator driver, kills the task, sees TASK_KILLED, and tears down.
 
 Usage: python pymesos_framework.py ZK_URL MASTER_URL
   ZK_URL      zk://127.0.0.1:port,.../mesos, as a framework is given it
@@ -16,7 +16,7 @@ import traceback
 import urllib.request
 
 from addict import Dict
-from pymesos import MesosSchedulerDriver, Scheduler
+from pymesos import MesosOperatorMasterDriver, MesosSchedulerDriver, Scheduler
 
 from clientlib import WAIT_SECONDS, Wrong, check, run, step, wait_for
 
@@ -96,6 +96,44 @@ def master_json(master, path):
         return json.load(response)
 
 
+def check_operator_api(master, framework_id, agent_id):
+    """The v1 operator API (pymesos' operator driver POSTs to /api/v1/operator, which Mesos serves
+    as /api/v1) while the task runs: each answer is {"type": T, "<t>": {...}} in JSON."""
+    operator = MesosOperatorMasterDriver(master.split("://", 1)[-1])
+
+    def call(name, method, *args):
+        answer = method(*args)
+        check(answer.get("type") == name, f"operator {name}: answer type {answer.get('type')!r}: {answer}")
+        body = answer.get(name.lower())
+        check(isinstance(body, dict), f"operator {name}: no `{name.lower()}` object in {answer}")
+        return body
+
+    health = call("GET_HEALTH", operator.getHealth)
+    check(health.get("healthy") is True, f"GET_HEALTH: {health}")
+    version = call("GET_VERSION", operator.getVersion)
+    check(str(version.get("version_info", {}).get("version", "")).startswith("1."), f"GET_VERSION: {version}")
+    flags = {f.get("name"): f.get("value") for f in call("GET_FLAGS", operator.getFlags).get("flags", [])}
+    port = master.rsplit(":", 1)[1]
+    check(flags.get("port") == port, f"GET_FLAGS: port flag {flags.get('port')!r}, expected {port}")
+    info = call("GET_MASTER", operator.getMaster).get("master_info", {})
+    check(str(info.get("port")) == port and info.get("id"), f"GET_MASTER: master_info {info}")
+    agents = call("GET_AGENTS", operator.getAgents).get("agents", [])
+    check(
+        any(a.get("agent_info", {}).get("id", {}).get("value") == agent_id and a.get("active") for a in agents),
+        f"GET_AGENTS: no active agent {agent_id} in {agents}",
+    )
+    frameworks = call("GET_FRAMEWORKS", operator.getFrameworks).get("frameworks", [])
+    ours = [f for f in frameworks if f.get("framework_info", {}).get("id", {}).get("value") == framework_id]
+    check(len(ours) == 1 and ours[0]["framework_info"].get("name") == FRAMEWORK_NAME, f"GET_FRAMEWORKS: {frameworks}")
+    check(ours[0].get("active") is True, f"GET_FRAMEWORKS: framework {framework_id} not active: {ours[0]}")
+    tasks = call("GET_TASKS", operator.getTasks).get("tasks", [])
+    states = {t.get("task_id", {}).get("value"): t.get("state") for t in tasks}
+    check(states.get(TASK_ID) == "TASK_RUNNING", f"GET_TASKS: tasks {states}, expected {TASK_ID} TASK_RUNNING")
+    state = call("GET_STATE", operator.getState)
+    states = {t.get("task_id", {}).get("value"): t.get("state") for t in state.get("get_tasks", {}).get("tasks", [])}
+    check(states.get(TASK_ID) == "TASK_RUNNING", f"GET_STATE: get_tasks {states}, expected {TASK_ID} TASK_RUNNING")
+
+
 def main():
     zk_url, master = sys.argv[1], sys.argv[2].rstrip("/")
     framework = Dict()
@@ -129,6 +167,9 @@ def main():
         check("pid" not in ours[0], f"/master/state gives the HTTP framework a pid {ours[0].get('pid')!r}; Mesos omits it")
         tasks = {t["id"]: t["state"] for t in ours[0]["tasks"]}
         check(tasks.get(TASK_ID) == "TASK_RUNNING", f"/master/state tasks of the framework: {tasks}")
+
+        step("operator API: GET_HEALTH, GET_VERSION, GET_FLAGS, GET_MASTER, GET_AGENTS, GET_FRAMEWORKS, GET_TASKS, GET_STATE")
+        check_operator_api(master, framework_id, agent_id)
 
         step("KILL, then TASK_KILLED")
         driver.killTask(Dict(value=TASK_ID))
