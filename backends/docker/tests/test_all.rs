@@ -1,4 +1,5 @@
 //! One integration-test binary for `paas-docker`: real Docker, real images, real clusters.
 
+mod admin_entry;
 mod cluster;
 mod support;
