@@ -3,6 +3,7 @@
 //! Parsing keeps the file's words ([`ClusterSpec`]); [`ClusterSpec::validate`] checks them and
 //! reports every problem at once as [`SpecError`]s that name the key, the value and the fix.
 
+mod edit;
 mod validate;
 
 use std::path::{Path, PathBuf};

@@ -101,7 +101,7 @@ pub async fn run(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
 }
 
 async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
-    let mut ctx = Context::load(global)?;
+    let mut ctx = Context::load_for(global, paas_core::Target::Aws)?;
     // Every override goes through the spec's own checks before anything is contacted.
     if let Some(region) = &args.region {
         ctx.spec = ctx.overridden(&format!("--region {region}"), |spec| spec.aws.region = Some(region.clone()))?;
@@ -145,8 +145,17 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
         }
         AwsCommand::Up(_) | AwsCommand::Scale(_) => {
             let plan = deployment.plan().await?;
-            if let AwsCommand::Up(up) = &args.command {
-                confirm_changes(&ctx, &deployment, &plan, up.yes, quiet).await?;
+            match &args.command {
+                AwsCommand::Up(up) => confirm_changes(&ctx, &deployment, &plan, up.yes, quiet).await?,
+                AwsCommand::Scale(scale) => {
+                    // The spec says what was scaled from here on; written before the apply so
+                    // that an interrupted scale is finished by the next `paas aws up`.
+                    let written = ctx.persist_node_count(scale.role.key(), scale.count)?;
+                    if !quiet {
+                        eprintln!("Wrote nodes.{} = {} to {}.", scale.role.key(), scale.count, written.display());
+                    }
+                }
+                _ => {}
             }
             let progress = Progress::new(plan.steps.len(), quiet);
             if !quiet {
@@ -168,6 +177,7 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             let outcome = deployment.down(&|event| progress.handle(event)).await;
             progress.finish();
             let outcome = outcome?;
+            ctx.forget_recorded_spec()?;
             report(&ctx, &outcome, None)
         }
         AwsCommand::Refresh => {

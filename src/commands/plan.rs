@@ -9,8 +9,8 @@ use crate::output;
 /// would do if the world is as last recorded. `paas sim plan`/`paas aws plan` re-read the
 /// live backend instead.
 pub async fn run(global: &GlobalArgs, args: PlanArgs) -> anyhow::Result<()> {
-    let ctx = Context::load(global)?;
     let target = args.target.into();
+    let ctx = Context::load_for(global, target)?;
     let topology = ctx.place(&ctx.offline_zones(target))?;
     let graph = Graph::desired(&ctx.spec, &topology, target);
     let store = StateStore::new(&ctx.state_dir, &ctx.spec.name, target.as_str());

@@ -106,7 +106,7 @@ pub struct LogsArgs {
 
 /// Runs one `paas sim` command.
 pub async fn run(global: &GlobalArgs, args: SimArgs) -> anyhow::Result<()> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load_for(global, paas_core::Target::Sim)?;
     match args.command {
         SimCommand::Up(up) => run_up(global, ctx, up).await,
         SimCommand::Status => run_status(ctx).await,
@@ -393,6 +393,12 @@ async fn run_scale(global: &GlobalArgs, ctx: Context, args: ScaleArgs) -> anyhow
         ))
         .into());
     }
+    // The spec says what was scaled from here on: status, plan and the next up agree with
+    // it. Written before the apply, so an interrupted scale is finished by `paas sim up`.
+    let written = ctx.persist_node_count(args.role.key(), args.count)?;
+    if !global.quiet && ctx.output == OutputFormat::Text {
+        eprintln!("Wrote nodes.{} = {} to {}.", args.role.key(), args.count, written.display());
+    }
     if args.role == ScaleRole::Slaves {
         drain_removed_agents(&ctx, &sim, &plan, Duration::from_secs(args.timeout), global.quiet).await?;
     }
@@ -401,14 +407,8 @@ async fn run_scale(global: &GlobalArgs, ctx: Context, args: ScaleArgs) -> anyhow
     progress.finish();
     let report = report?;
     match ctx.output {
-        OutputFormat::Json => ctx.print_json(&json!({ "plan": report.plan, "health": report.health }))?,
-        OutputFormat::Text => {
-            println!("{} ({}); the cluster is healthy.", report.plan.summary(), ctx.spec.name);
-            eprintln!(
-                "note: {} still gives the old count; `paas sim up` with it would scale back",
-                ctx.spec_origin()
-            );
-        }
+        OutputFormat::Json => ctx.print_json(&json!({ "plan": report.plan, "health": report.health, "spec": written }))?,
+        OutputFormat::Text => println!("{} ({}); the cluster is healthy.", report.plan.summary(), ctx.spec.name),
     }
     Ok(())
 }
@@ -420,6 +420,7 @@ async fn run_down(global: &GlobalArgs, ctx: Context) -> anyhow::Result<()> {
     let result = sim.down(&|e| progress.handle(e)).await;
     progress.finish();
     let (plan, _) = result?;
+    ctx.forget_recorded_spec()?;
     match ctx.output {
         OutputFormat::Json => ctx.print_json(&json!({ "cluster": ctx.spec.name, "removed": plan.steps.len() }))?,
         OutputFormat::Text if plan.is_empty() => println!("Cluster {} has nothing to remove.", ctx.spec.name),

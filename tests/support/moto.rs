@@ -35,9 +35,15 @@ impl Moto {
     /// Runs `paas --spec <dir>/paas.toml --state-dir <dir>/.paas aws <args>` against this
     /// server, with fixed fake credentials and no AWS configuration files or metadata service.
     pub fn paas(&self, dir: &Path, args: &[&str]) -> Output {
+        self.paas_with(dir, &["--spec", "paas.toml"], args)
+    }
+
+    /// Runs `paas <global> --state-dir <dir>/.paas aws <args>` in `dir` against this server.
+    pub fn paas_with(&self, dir: &Path, global: &[&str], args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_paas"))
             .current_dir(dir)
-            .args(["--spec", "paas.toml", "--state-dir", ".paas", "aws"])
+            .args(global)
+            .args(["--state-dir", ".paas", "aws"])
             .args(args)
             .args([
                 "--endpoint-url",
