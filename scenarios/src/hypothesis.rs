@@ -87,6 +87,7 @@ mod tests {
             heal: None,
             requests: 1000,
             failed: 0,
+            not_sent: 0,
             availability: Some(availability),
             latency: Latency {
                 p50: 3.0,

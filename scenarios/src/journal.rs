@@ -107,9 +107,14 @@ pub struct FaultResult {
     /// End of the measured window: recovery, or the heal if later, or the give-up time.
     pub end: f64,
     pub heal: Option<f64>,
+    /// Requests of the schedule within the window, sent or not.
     pub requests: u64,
+    /// Requests not answered 2xx/3xx, the unsent included.
     pub failed: u64,
-    /// Percent of requests answered 2xx/3xx within the window.
+    /// Requests the probe could not send on time (counted in `failed`).
+    #[serde(default)]
+    pub not_sent: u64,
+    /// Percent of the scheduled requests answered 2xx/3xx within the window.
     pub availability: Option<f64>,
     pub latency: Latency,
     /// Seconds until every app served at its count, routed by every lb; `None` if it did not.
@@ -205,6 +210,7 @@ pub fn fault_result(w: FaultWindow<'_>) -> FaultResult {
         heal: w.heal,
         requests: window.len() as u64,
         failed,
+        not_sent: window.iter().filter(|s| s.not_sent).count() as u64,
         availability: availability(window.iter().copied()),
         latency: latency(window.iter().filter(|s| s.ok()).map(|s| s.latency_ms).collect()),
         recovery_seconds: w.recovery_seconds,
@@ -285,6 +291,9 @@ pub struct Second {
     pub t: u64,
     pub requests: u32,
     pub ok: u32,
+    /// Requests due within the second that the probe could not send (counted in `requests`).
+    #[serde(default)]
+    pub not_sent: u32,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
@@ -314,6 +323,7 @@ pub fn seconds(samples: &[Sample], views: &[ViewPoint]) -> Vec<Second> {
                 t,
                 requests: within.len() as u32,
                 ok: within.iter().filter(|s| s.ok()).count() as u32,
+                not_sent: within.iter().filter(|s| s.not_sent).count() as u32,
                 p50_ms: l.p50,
                 p99_ms: l.p99,
                 max_ms: l.max,
@@ -393,6 +403,7 @@ mod tests {
             status,
             latency_ms,
             answer: Some(answer.into()),
+            not_sent: false,
         }
     }
 
@@ -469,6 +480,39 @@ mod tests {
     }
 
     #[test]
+    fn requests_not_sent_count_against_availability_and_are_reported() {
+        let samples = [
+            sample(1_100, 200, 1.0, "www 1"),
+            Sample::not_sent(1_200, 0),
+            Sample::not_sent(1_300, 0),
+            sample(1_400, 200, 2.0, "www 2"),
+        ];
+        let r = fault_result(FaultWindow {
+            plan: &plan(),
+            start: 1.0,
+            end: 2.0,
+            heal: None,
+            recovery_seconds: Some(1.0),
+            recovery_from_heal: false,
+            unrecovered: vec![],
+            samples: &samples,
+            views: &[],
+            baseline_tasks: &[],
+            capacity_note: None,
+        });
+        assert_eq!((r.requests, r.failed, r.not_sent), (4, 2, 2));
+        assert_eq!(r.availability, Some(50.0));
+        // Unsent requests have no latency to count.
+        assert_eq!(r.latency.max, 2.0);
+        let second = &seconds(&samples, &[])[1];
+        assert_eq!((second.requests, second.ok, second.not_sent), (4, 2, 2));
+        // A journal written before the count existed still reads.
+        let mut old = serde_json::to_value(&r).unwrap();
+        old.as_object_mut().unwrap().remove("not_sent");
+        assert_eq!(serde_json::from_value::<FaultResult>(old).unwrap().not_sent, 0);
+    }
+
+    #[test]
     fn quantiles_are_nearest_rank() {
         let l = latency((1..=100).map(f64::from).collect());
         assert_eq!((l.p50, l.p99, l.max), (50.0, 99.0, 100.0));
@@ -524,6 +568,13 @@ mod tests {
         assert!(svg.contains("demo &lt;run&gt; — hypothesis FAILED"));
         assert_eq!(svg.matches("fill=\"#d62728\" fill-opacity").count(), 3, "one band per panel");
         assert!(svg.contains("✗ availability (kill): 90% of 10"));
-        assert!(svg.contains("kill role=slave count=1: availability 100.000%"));
+        assert!(svg.contains("kill role=slave count=1: availability 100.000%, p99"));
+        journal.faults[0].not_sent = 3;
+        journal.faults[0].availability = Some(97.0);
+        let svg = crate::report::svg(&journal);
+        assert!(
+            svg.contains("kill role=slave count=1: availability 97.000% (not sent: 3), p99"),
+            "{svg}"
+        );
     }
 }

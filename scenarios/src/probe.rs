@@ -1,6 +1,8 @@
 //! Bounded app traffic through the external load balancer: a fixed request rate (capped at
 //! [`MAX_RATE`]) spread round-robin over the apps' virtual hosts, one connection per request,
-//! every request recorded.
+//! every request of the schedule recorded — including those the probe could not send on time
+//! (too many in flight, or the probe itself starved), which count as failed: availability is
+//! measured over the schedule, not over what happened to be sent.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 /// The most requests per second a probe sends, whatever it is asked.
 pub const MAX_RATE: u32 = 500;
-/// Requests in flight at most; beyond that the probe waits (and sends less).
+/// Requests in flight at most; a request due while this many are in flight is not sent and
+/// is recorded as such.
 const MAX_IN_FLIGHT: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,11 +45,28 @@ pub struct Sample {
     /// The answer's first line when short (the `www` app answers `www <task id> <host:port>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// The request was due (`t_ms` is when) but never sent: the in-flight cap was reached or
+    /// the probe fell more than a timeout behind its schedule. Counted as failed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_sent: bool,
 }
 
 impl Sample {
+    /// Answered 2xx or 3xx.
     pub fn ok(&self) -> bool {
-        (200..400).contains(&self.status)
+        !self.not_sent && (200..400).contains(&self.status)
+    }
+
+    /// A request of the schedule that was never sent.
+    pub fn not_sent(t_ms: u64, app: usize) -> Sample {
+        Sample {
+            t_ms,
+            app,
+            status: 0,
+            latency_ms: 0.0,
+            answer: None,
+            not_sent: true,
+        }
     }
 }
 
@@ -87,20 +107,31 @@ async fn run(config: ProbeConfig, t0: Instant, samples: Arc<Mutex<Vec<Sample>>>,
     }
     let rate = config.rate.min(MAX_RATE);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Every tick of the schedule is seen (a late one at once), so none goes uncounted.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let config = Arc::new(config);
     let mut requests = tokio::task::JoinSet::new();
     let mut next = 0usize;
     loop {
         // Cancel-safe: `tick` and `cancelled` lose nothing when the other arm wins.
-        tokio::select! {
+        let due = tokio::select! {
             _ = cancel.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            due = tick.tick() => due,
+        };
         let app = next % config.vhosts.len();
         next += 1;
+        // A request that cannot leave on time is recorded, not waited for: waiting would send
+        // less than the schedule and hide the overload from the availability figure.
+        let late = Instant::now().saturating_duration_since(due) > config.timeout;
+        let permit = if late { None } else { slots.clone().try_acquire_owned().ok() };
+        let Some(permit) = permit else {
+            samples
+                .lock()
+                .unwrap()
+                .push(Sample::not_sent(due.duration_since(t0).as_millis() as u64, app));
+            continue;
+        };
         let config = config.clone();
         let samples = samples.clone();
         requests.spawn(async move {
@@ -118,6 +149,7 @@ async fn run(config: ProbeConfig, t0: Instant, samples: Arc<Mutex<Vec<Sample>>>,
                 status,
                 latency_ms,
                 answer,
+                not_sent: false,
             });
             drop(permit);
         });
@@ -224,6 +256,58 @@ mod tests {
         let samples = probe.stop().await;
         assert!(!samples.is_empty());
         assert!(samples.iter().all(|s| s.status == 0 && s.answer.is_none()));
+    }
+
+    /// A server that accepts every connection and never answers.
+    async fn stalling_server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        (address, accepted)
+    }
+
+    #[tokio::test]
+    async fn requests_that_cannot_be_sent_on_time_are_counted_as_failed() {
+        let (entry, accepted) = stalling_server().await;
+        let probe = Probe::start(
+            ProbeConfig {
+                entry,
+                vhosts: vec!["www.test".into()],
+                rate: MAX_RATE,
+                timeout: Duration::from_secs(2),
+            },
+            Instant::now(),
+        );
+        // The event that proves the overload: requests of the schedule recorded as not sent.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while probe.snapshot().iter().filter(|s| s.not_sent).count() < 50 {
+            assert!(
+                Instant::now() < deadline,
+                "no request was recorded as not sent while the server stalled"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Stopping waits for the requests in flight, which time out: none is answered.
+        let samples = probe.stop().await;
+        let (not_sent, sent): (Vec<&Sample>, Vec<&Sample>) = samples.iter().partition(|s| s.not_sent);
+        // Only the in-flight cap's worth reached the server; every other request of the
+        // schedule is recorded as not sent rather than silently skipped.
+        assert_eq!(sent.len(), MAX_IN_FLIGHT, "sent requests");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), MAX_IN_FLIGHT);
+        assert!(not_sent.len() >= 50);
+        assert!(samples.iter().all(|s| !s.ok() && s.status == 0 && s.answer.is_none()));
+        // Availability is over the schedule: the unsent requests count against it.
+        assert_eq!(crate::journal::availability(samples.iter()), Some(0.0));
+        assert_eq!(serde_json::to_value(not_sent[0]).unwrap()["not_sent"], true);
+        assert!(serde_json::to_value(sent[0]).unwrap().get("not_sent").is_none());
     }
 
     #[tokio::test]

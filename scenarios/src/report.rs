@@ -159,9 +159,14 @@ pub fn svg(journal: &Journal) -> String {
         };
         let _ = writeln!(
             out,
-            r#"<text x="{LEFT}" y="{y}">{}: availability {}, p99 {:.0} ms, {recovery}</text>"#,
+            r#"<text x="{LEFT}" y="{y}">{}: availability {}{}, p99 {:.0} ms, {recovery}</text>"#,
             escape(&f.description),
             f.availability.map(|a| format!("{a:.3}%")).unwrap_or_else(|| "n/a".into()),
+            if f.not_sent > 0 {
+                format!(" (not sent: {})", f.not_sent)
+            } else {
+                String::new()
+            },
             f.latency.p99
         );
     }

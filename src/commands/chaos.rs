@@ -250,7 +250,7 @@ fn percent(text: &str) -> Result<f64, String> {
 
 /// Runs one `paas chaos` command.
 pub async fn run(global: &GlobalArgs, args: ChaosArgs) -> anyhow::Result<()> {
-    let ctx = Context::load(global)?;
+    let ctx = Context::load_for(global, paas_core::Target::Sim)?;
     let store = ActiveStore::new(&ctx.state_dir, &ctx.spec.name);
     let (name, fault, run) = match args.command {
         ChaosCommand::Heal => return heal(&ctx, &store).await,
@@ -557,9 +557,14 @@ fn print_summary(ctx: &Context, journal: &Journal, journal_path: &Path, report_p
     for f in &journal.faults {
         println!("{}: {}", f.description, f.targets.join(", "));
         println!(
-            "  requests   {} ({} failed), availability {}",
+            "  requests   {} ({} failed{}), availability {}",
             f.requests,
             f.failed,
+            if f.not_sent > 0 {
+                format!("; not sent: {}", f.not_sent)
+            } else {
+                String::new()
+            },
             f.availability.map(|a| format!("{a:.3}%")).unwrap_or_else(|| "n/a".into())
         );
         println!(
