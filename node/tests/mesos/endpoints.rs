@@ -97,8 +97,20 @@ async fn mesos_endpoints_answer_at_the_root_and_with_trailing_slashes() {
     assert!(framework.get("pid").is_none(), "an HTTP framework has no pid: {framework}");
     let state = get(&cluster, &format!("{base}/state")).await.2;
     assert!(state["frameworks"][0].get("pid").is_none(), "{}", state["frameworks"][0]);
-    let tasks = get(&cluster, &format!("{base}/tasks")).await.2;
+    let tasks = get(&cluster, &format!("{base}/tasks?order=asc&limit=-1")).await.2;
     assert_eq!(tasks["tasks"][0]["id"], "web");
+    let framework_id = framework["id"].as_str().unwrap();
+    for (query, count) in [
+        ("limit=0", 0),
+        ("offset=1", 0),
+        ("task_id=web", 1),
+        ("task_id=other", 0),
+        (&format!("framework_id={framework_id}") as &str, 1),
+        ("framework_id=other", 0),
+    ] {
+        let listed = get(&cluster, &format!("{base}/master/tasks?{query}")).await.2;
+        assert_eq!(listed["tasks"].as_array().unwrap().len(), count, "/master/tasks?{query}");
+    }
     assert_eq!(
         tasks["tasks"][0]["statuses"].as_array().unwrap().last().unwrap()["state"],
         "TASK_RUNNING"
@@ -254,6 +266,21 @@ async fn mesos_operator_api_answers_in_json_with_master_proto_shapes() {
     let base = cluster.masters[leader].url();
 
     assert_eq!(call(&cluster, &base, "GET_HEALTH").await["get_health"], json!({"healthy": true}));
+    // Mesos routes any `/api/v1/...` but the scheduler's to the operator API, as libprocess
+    // hands a path to its longest routed prefix; pymesos' operator driver uses `/api/v1/operator`.
+    for path in ["/api/v1/operator", "/master/api/v1/operator", "/master/api/v1"] {
+        let response = cluster
+            .http
+            .post(format!("{base}{path}"))
+            .header("Content-Type", "application/json")
+            .body(r#"{"type":"GET_HEALTH"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "POST {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"type": "GET_HEALTH", "get_health": {"healthy": true}}), "POST {path}");
+    }
     let flags = call(&cluster, &base, "GET_FLAGS").await;
     let flags = flags["get_flags"]["flags"].as_array().unwrap();
     assert!(flags.contains(&json!({"name": "quorum", "value": "2"})), "{flags:?}");

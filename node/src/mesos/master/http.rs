@@ -5,12 +5,13 @@
 //! slaves, frameworks, tasks, the APIs, the agents' calls) with 307 to the leader (503 while
 //! none is elected); health, flags, redirect, version and metrics answer on every master.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
@@ -58,6 +59,10 @@ pub fn router(master: Arc<Master>) -> Router {
         router = endpoint(router, path, handler);
     }
     router
+        // libprocess hands a path to its longest routed prefix, so Mesos answers the operator
+        // API under any `/api/v1/...` but the scheduler's (pymesos posts to `/api/v1/operator`).
+        .route("/api/v1/{*rest}", any(operator_api))
+        .route("/master/api/v1/{*rest}", any(operator_api))
         // `/redirect/...` is 404 in Mesos (a loop guard), so no trailing-slash form.
         .route("/master/redirect", get(redirect))
         .route("/redirect", get(redirect))
@@ -202,11 +207,11 @@ async fn slaves(State(master): Shared, uri: Uri) -> Response {
     axum::Json(body).into_response()
 }
 
-async fn tasks(State(master): Shared, uri: Uri) -> Response {
+async fn tasks(State(master): Shared, uri: Uri, Query(query): Query<HashMap<String, String>>) -> Response {
     if let Some(response) = unless_leading(&master, &uri) {
         return response;
     }
-    let body = master.with_cluster(|c| json!({"tasks": state_json::tasks(c)}));
+    let body = master.with_cluster(|c| json!({"tasks": state_json::tasks(c, &query)}));
     axum::Json(body).into_response()
 }
 

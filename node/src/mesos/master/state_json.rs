@@ -203,11 +203,40 @@ pub fn completed_frameworks(cluster: &Cluster) -> Vec<Value> {
     cluster.completed_frameworks.iter().map(|f| framework_json(cluster, f)).collect()
 }
 
-/// `/master/tasks`: every known task, running and completed.
-pub fn tasks(cluster: &Cluster) -> Vec<Value> {
-    let running = cluster.frameworks.values().flat_map(|f| f.tasks.values());
-    let completed = cluster.frameworks.values().flat_map(|f| f.completed_tasks.iter());
-    tasks_json(cluster, running.chain(completed))
+/// Mesos' default for `/master/tasks?limit=`.
+const TASK_LIMIT: usize = 100;
+
+/// `/master/tasks` with Mesos' query (`src/master/readonly_handler.cpp`): the tasks of every
+/// framework, torn-down ones included, optionally of one `framework_id` or one `task_id`,
+/// ordered by their first status' time (`order=asc`, else descending), `limit` (default 100)
+/// from `offset`. Like Mesos, numbers are C `int`s taken as unsigned (`limit=-1` is all) and an
+/// unparseable one is the default.
+pub fn tasks(cluster: &Cluster, query: &std::collections::HashMap<String, String>) -> Vec<Value> {
+    let number = |key: &str, default: usize| {
+        query
+            .get(key)
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .map_or(default, |v| v as usize)
+    };
+    let (limit, offset) = (number("limit", TASK_LIMIT), number("offset", 0));
+    let ascending = query.get("order").is_some_and(|o| o == "asc");
+    let framework_id = query.get("framework_id");
+    let task_id = query.get("task_id");
+    let mut tasks: Vec<&Task> = cluster
+        .frameworks
+        .values()
+        .chain(cluster.completed_frameworks.iter())
+        .filter(|f| framework_id.is_none_or(|id| *id == f.id))
+        .flat_map(|f| f.tasks.values().chain(f.completed_tasks.iter()))
+        .filter(|t| task_id.is_none_or(|id| *id == t.info.task_id.value))
+        .collect();
+    let first_time = |t: &Task| t.statuses.first().and_then(|s| s.timestamp).unwrap_or_default();
+    tasks.sort_by(|a, b| first_time(a).total_cmp(&first_time(b)));
+    if !ascending {
+        tasks.reverse();
+    }
+    let page = tasks.into_iter().skip(offset).take(limit);
+    tasks_json(cluster, page)
 }
 
 /// Counts of a set of tasks by state, as `/master/state-summary` shows them per agent and per
