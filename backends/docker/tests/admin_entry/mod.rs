@@ -65,11 +65,10 @@ async fn the_admin_entry_shows_the_mesos_leader_before_and_after_it_dies() {
     let leader = health.mesos_leader.clone().expect("a Mesos leader");
     wait_only(&cluster, &leader, "every load through the admin entry to show the leader").await;
 
-    // The Mesos page through the plain port is the leader's, with its agent.
+    // The Mesos page itself (whose script reads the state above) loads through the plain port.
     let mesos = format!("127.0.0.1:{}", cluster.spec.sim.mesos_port);
     let (status, page) = http_get(&mesos, "127.0.0.1", "/").await.expect("the Mesos page");
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Agents: 1."), "{page}");
     // Marathon on its plain port answers for its leader.
     let marathon = format!("127.0.0.1:{}", cluster.spec.sim.marathon_port);
     let (status, body) = eventually(Duration::from_secs(60), "Marathon through its plain port", || {
@@ -107,8 +106,6 @@ async fn the_admin_entry_shows_the_mesos_leader_before_and_after_it_dies() {
     wait_only(&cluster, &new_leader, "every load through the admin entry to show the new leader").await;
     let (status, page) = http_get(&mesos, "127.0.0.1", "/").await.expect("the Mesos page");
     assert_eq!(status, 200, "{page}");
-    assert!(page.contains("Agents: 1."), "{page}");
-    assert!(page.contains(&new_leader), "{page}");
     eventually(
         Duration::from_secs(120),
         "Marathon through its plain port after the failover",
