@@ -111,9 +111,13 @@ pub fn normalize_id(id: &str) -> String {
     format!("/{trimmed}")
 }
 
+/// The deepest app id accepted: groups nest as deep as ids, and are walked recursively.
+pub const MAX_ID_DEPTH: usize = 32;
+
 fn id_is_valid(id: &str) -> bool {
     let body = id.trim_start_matches('/');
     !body.is_empty()
+        && body.split('/').count() <= MAX_ID_DEPTH
         && body.split('/').all(|segment| {
             !segment.is_empty()
                 && segment != "."
@@ -206,6 +210,13 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
     let mut v = Vec::new();
     let id = match map.get("id").and_then(Value::as_str) {
         Some(id) if id_is_valid(id) => normalize_id(id),
+        Some(id) if id.trim_matches('/').split('/').count() > MAX_ID_DEPTH => {
+            v.push(Violation {
+                path: "/id".into(),
+                errors: vec![format!("must have at most {MAX_ID_DEPTH} path segments")],
+            });
+            String::new()
+        }
         Some(_) => {
             v.push(Violation {
                 path: "/id".into(),

@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use super::Shared;
 use super::app::{self, DefinitionError};
 use super::model::{App, World, timestamp};
-use super::store::AppRecord;
+use super::store::{AppRecord, GroupRecord};
 use super::wire::{self, AppVersion, DeploymentResult, LOCAL_PORT_MAX, LOCAL_PORT_MIN, VersionInfo};
 
 /// The API's routes. Trailing slashes are ignored, as Marathon ignores them.
@@ -1122,7 +1122,9 @@ async fn reset_delay(State(shared): State<Arc<Shared>>, Path(path): Path<String>
 fn group_json(world: &World, id: &str, embed_tasks: bool) -> Option<Value> {
     let prefix = if id == "/" { "/".to_owned() } else { format!("{id}/") };
     let under: Vec<&App> = world.apps.values().filter(|a| a.spec.id.starts_with(&prefix)).collect();
-    if under.is_empty() && id != "/" {
+    let record = world.groups.get(id);
+    let groups_under: Vec<&String> = world.groups.keys().filter(|g| g.starts_with(&prefix)).collect();
+    if under.is_empty() && record.is_none() && groups_under.is_empty() && id != "/" {
         return None;
     }
     let apps: Vec<Value> = under
@@ -1142,20 +1144,31 @@ fn group_json(world: &World, id: &str, embed_tasks: bool) -> Option<Value> {
             }
         })
         .collect();
-    let children: BTreeSet<String> = under
+    let mut children: BTreeSet<String> = under
         .iter()
         .filter_map(|a| {
             let rest = &a.spec.id[prefix.len()..];
             rest.split_once('/').map(|(g, _)| format!("{prefix}{g}"))
         })
         .collect();
+    children.extend(groups_under.iter().filter_map(|g| {
+        let rest = g.get(prefix.len()..).unwrap_or_default();
+        rest.split('/')
+            .next()
+            .filter(|first| !first.is_empty())
+            .map(|first| format!("{prefix}{first}"))
+    }));
+    // A group is never its own child (the root's record sits under the root's prefix).
+    children.remove(id);
     let groups: Vec<Value> = children.iter().filter_map(|g| group_json(world, g, embed_tasks)).collect();
     let version = under
         .iter()
         .map(|a| a.version.clone())
+        .chain(record.map(|r| r.version.clone()))
         .max()
         .unwrap_or_else(|| timestamp(SystemTime::UNIX_EPOCH));
-    Some(json!({ "id": id, "apps": apps, "groups": groups, "dependencies": [], "version": version }))
+    let dependencies = record.map(|r| r.dependencies.clone()).unwrap_or_default();
+    Some(json!({ "id": id, "apps": apps, "groups": groups, "dependencies": dependencies, "version": version }))
 }
 
 async fn group_root(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, params: Params, body: Bytes) -> Response {
@@ -1174,7 +1187,13 @@ async fn group_resource(
 }
 
 /// Every app a posted group holds, with absolute ids.
-fn group_apps(group: &Map<String, Value>, parent: &str, out: &mut Vec<Map<String, Value>>) -> Result<(), Response> {
+/// Every app a posted group holds, with absolute ids, and every group's own record.
+fn group_apps(
+    group: &Map<String, Value>,
+    parent: &str,
+    out: &mut Vec<Map<String, Value>>,
+    groups: &mut Vec<(String, Vec<String>)>,
+) -> Result<(), Response> {
     let id = group.get("id").and_then(Value::as_str).unwrap_or(parent);
     let id = if id.starts_with('/') {
         app::normalize_id(id)
@@ -1188,6 +1207,22 @@ fn group_apps(group: &Map<String, Value>, parent: &str, out: &mut Vec<Map<String
             app::normalize_id(&format!("{id}/{child}"))
         }
     };
+    // A group's dependencies are relative to the group that holds it.
+    let dependencies = group
+        .get("dependencies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|d| {
+            if d.starts_with('/') {
+                app::normalize_id(d)
+            } else {
+                app::normalize_id(&format!("{parent}/{d}"))
+            }
+        })
+        .collect();
+    groups.push((id.clone(), dependencies));
     for a in group.get("apps").and_then(Value::as_array).into_iter().flatten() {
         let Some(mut a) = a.as_object().cloned() else {
             return Err(invalid(DefinitionError::Malformed("apps must hold objects".into())));
@@ -1204,7 +1239,7 @@ fn group_apps(group: &Map<String, Value>, parent: &str, out: &mut Vec<Map<String
         let Some(g) = g.as_object() else {
             return Err(invalid(DefinitionError::Malformed("groups must hold objects".into())));
         };
-        group_apps(g, &id, out)?;
+        group_apps(g, &id, out, groups)?;
     }
     Ok(())
 }
@@ -1234,9 +1269,10 @@ async fn group(shared: &Shared, method: Method, uri: &Uri, id: &str, params: &Pa
                 _ => id.to_owned(),
             };
             let mut apps = Vec::new();
+            let mut groups = Vec::new();
             let mut rooted = posted.clone();
             rooted.insert("id".into(), json!(group_id));
-            if let Err(r) = group_apps(&rooted, "/", &mut apps) {
+            if let Err(r) = group_apps(&rooted, "/", &mut apps, &mut groups) {
                 return r;
             }
             let _change = shared.changes.lock().await;
@@ -1281,6 +1317,17 @@ async fn group(shared: &Shared, method: Method, uri: &Uri, id: &str, params: &Pa
                 deployment_id: uuid::Uuid::new_v4().to_string(),
                 version: timestamp(SystemTime::now()),
             });
+            for (id, dependencies) in groups {
+                let record = GroupRecord {
+                    id,
+                    dependencies,
+                    version: result.version.clone(),
+                };
+                if let Err(e) = shared.store.save_group(&shared.zk, &record).await {
+                    return message(StatusCode::SERVICE_UNAVAILABLE, format!("cannot store the group: {e}"));
+                }
+                shared.world.lock().groups.insert(record.id.clone(), record);
+            }
             let status = if method == Method::POST {
                 StatusCode::CREATED
             } else {
@@ -1303,7 +1350,15 @@ async fn group(shared: &Shared, method: Method, uri: &Uri, id: &str, params: &Pa
                 .filter(|a| a.spec.id.starts_with(&prefix))
                 .cloned()
                 .collect();
-            if under.is_empty() && id != "/" {
+            let records: Vec<String> = shared
+                .world
+                .lock()
+                .groups
+                .keys()
+                .filter(|g| *g == id || g.starts_with(&prefix))
+                .cloned()
+                .collect();
+            if under.is_empty() && records.is_empty() && id != "/" {
                 return message(StatusCode::NOT_FOUND, format!("Group '{id}' does not exist"));
             }
             if let Some(r) = under.iter().find_map(locked).filter(|_| !force) {
@@ -1314,6 +1369,12 @@ async fn group(shared: &Shared, method: Method, uri: &Uri, id: &str, params: &Pa
                 if response.status() != StatusCode::OK {
                     return response;
                 }
+            }
+            for g in records {
+                if let Err(e) = shared.store.delete_group(&shared.zk, &g).await {
+                    return message(StatusCode::SERVICE_UNAVAILABLE, format!("cannot delete the group: {e}"));
+                }
+                shared.world.lock().groups.remove(&g);
             }
             reply(
                 StatusCode::OK,

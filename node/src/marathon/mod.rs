@@ -176,8 +176,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 async fn take_over(shared: &Shared) -> anyhow::Result<()> {
     let apps = shared.store.load_apps(&shared.zk).await?;
     let tasks = shared.store.load_tasks(&shared.zk).await?;
+    let groups = shared.store.load_groups(&shared.zk).await?;
     *shared.framework_id.lock() = shared.store.load_framework_id(&shared.zk).await?;
     let mut world = shared.world.lock();
+    world.groups = groups.into_iter().map(|g| (g.id.clone(), g)).collect();
     for record in apps {
         let id = record.definition.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
         let taken = world.service_ports_taken(&app::normalize_id(&id));

@@ -143,6 +143,8 @@ impl Task {
 pub struct World {
     pub apps: BTreeMap<String, App>,
     pub tasks: BTreeMap<String, Task>,
+    /// Groups that were posted (with their dependencies), by id.
+    pub groups: BTreeMap<String, super::store::GroupRecord>,
 }
 
 impl World {

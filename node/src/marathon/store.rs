@@ -39,6 +39,14 @@ pub struct AppRecord {
     pub version_info: Option<VersionInfo>,
 }
 
+/// A group as persisted: what it holds besides its apps (which live under their own ids).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub id: String,
+    pub dependencies: Vec<String>,
+    pub version: String,
+}
+
 /// The znode paths of one Marathon cluster.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -75,6 +83,10 @@ impl Store {
         format!("{}/state/versions", self.root)
     }
 
+    fn groups(&self) -> String {
+        format!("{}/state/groups", self.root)
+    }
+
     fn tasks(&self) -> String {
         format!("{}/state/tasks", self.root)
     }
@@ -88,6 +100,7 @@ impl Store {
         ensure_path(zk, &self.apps()).await?;
         ensure_path(zk, &self.tasks()).await?;
         ensure_path(zk, &self.versions()).await?;
+        ensure_path(zk, &self.groups()).await?;
         ensure_path(zk, &self.leader_dir()).await
     }
 
@@ -182,6 +195,27 @@ impl Store {
 
     pub async fn load_apps(&self, zk: &Client) -> Result<Vec<AppRecord>, ZkError> {
         self.load_all(zk, &self.apps()).await
+    }
+
+    /// Saves a group's own record (`/` included).
+    pub async fn save_group(&self, zk: &Client, group: &GroupRecord) -> Result<(), ZkError> {
+        let name = if group.id == "/" { "%2F".to_owned() } else { encode(&group.id) };
+        let data = serde_json::to_vec(group).expect("a group record serializes");
+        self.put(zk, &format!("{}/{name}", self.groups()), &data).await
+    }
+
+    pub async fn delete_group(&self, zk: &Client, id: &str) -> Result<(), ZkError> {
+        let name = if id == "/" { "%2F".to_owned() } else { encode(id) };
+        self.remove(zk, &format!("{}/{name}", self.groups())).await
+    }
+
+    pub async fn load_groups(&self, zk: &Client) -> Result<Vec<GroupRecord>, ZkError> {
+        match zk.list_children(&self.groups()).await {
+            Ok(_) => self.load_all(zk, &self.groups()).await,
+            // Stores written before groups were kept have no folder for them.
+            Err(ZkClientError::NoNode) => Ok(Vec::new()),
+            Err(e) => Err(op("list", &self.groups())(e)),
+        }
     }
 
     pub async fn save_task(&self, zk: &Client, task: &TaskRecord) -> Result<(), ZkError> {

@@ -374,7 +374,7 @@ async fn marathon_app_life_as_clients_drive_it() {
     assert_eq!(status, 200);
 
     // Groups: nested apps with relative ids and dependencies.
-    let group = json!({ "id": "/shop", "apps": [
+    let group = json!({ "id": "/shop", "dependencies": ["/b"], "apps": [
         { "id": "db", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 0 },
         { "id": "web", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 0, "dependencies": ["db"] }
     ], "groups": [{ "id": "jobs", "apps": [{ "id": "/shop/jobs/nightly", "cmd": "sleep 1", "instances": 0 }] }] });
@@ -387,6 +387,20 @@ async fn marathon_app_life_as_clients_drive_it() {
     let web = shop["apps"].as_array().unwrap().iter().find(|a| a["id"] == "/shop/web").unwrap();
     assert_eq!(web["dependencies"], json!(["/shop/db"]));
     assert_eq!(shop["groups"][0]["id"], "/shop/jobs");
+    assert_eq!(shop["dependencies"], json!(["/b"]));
+    // A group posted without an id is the root; the tree still renders (it once recursed
+    // into the root's own record without end).
+    let (status, _) = send(&platform, reqwest::Method::POST, "/v2/groups", Some(json!({ "dependencies": [] }))).await;
+    assert!(status < 500, "{status}");
+    let (status, _) = get(&platform, "/v2/groups").await;
+    assert_eq!(status, 200);
+    // An empty group exists too.
+    let (status, _) = send(&platform, reqwest::Method::POST, "/v2/groups", Some(json!({ "id": "/empty" }))).await;
+    assert_eq!(status, 201);
+    let (status, empty) = get(&platform, "/v2/groups/empty").await;
+    assert_eq!((status, empty["apps"].clone()), (200, json!([])));
+    let (status, _) = send(&platform, reqwest::Method::DELETE, "/v2/groups/empty", None).await;
+    assert_eq!(status, 200);
     let (status, _) = send(&platform, reqwest::Method::DELETE, "/v2/groups/shop", None).await;
     assert_eq!(status, 200);
     let (status, _) = get(&platform, "/v2/groups/shop").await;

@@ -106,7 +106,7 @@ fn marathon_answers_any_json_on_any_endpoint_without_a_server_error() {
     let base = platform.marathons[0].url();
     let body = prop_oneof![any_json(), app_like()];
     let mut runner = TestRunner::new(Config {
-        cases: 200,
+        cases: 300,
         failure_persistence: None,
         ..Config::default()
     });
