@@ -6,3 +6,4 @@ mod marathon;
 mod mesos;
 mod supervise;
 mod support;
+mod ui;

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod platform;
 pub mod probe;
 pub mod report;
+pub mod report_html;
 pub mod scenario;
 pub mod select;
 pub mod session;

@@ -530,6 +530,7 @@ fn write_outputs(ctx: &Context, journal: &Journal) -> anyhow::Result<(PathBuf, P
     let report_path = dir.join(format!("{stem}.svg"));
     write_file(&journal_path, &serde_json::to_string(journal)?)?;
     write_file(&report_path, &paas_scenarios::report::svg(journal))?;
+    write_file(&report_path.with_extension("html"), &paas_scenarios::report_html::html(journal))?;
     // Absolute, so scripts can open them from anywhere.
     let absolute = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
     Ok((absolute(journal_path), absolute(report_path)))

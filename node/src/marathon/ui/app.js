@@ -37,7 +37,7 @@ function h(tag, attrs, ...children) {
     else if (k === "class") el.className = v;
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -215,7 +215,10 @@ function appsView(main) {
 }
 
 function appView(main, id) {
-  const scaleInput = h("input", { type: "number", min: "0", id: "scale-count", "aria-label": "Instances" });
+  // Once edited, the field keeps what one typed until a scale succeeds; until then it follows
+  // the app's instances.
+  const scaleInput = h("input", { type: "number", min: "0", id: "scale-count", "aria-label": "Instances",
+    oninput: () => { scaleInput.dataset.edited = "yes"; } });
   const confirmRow = h("div", { class: "row", id: "destroy-confirm", hidden: true },
     `Destroy ${id} and kill all its tasks?`,
     h("button", { type: "button", class: "danger", id: "destroy-yes", onclick: async () => {
@@ -241,7 +244,11 @@ function appView(main, id) {
           showError(new Error("instances must be a whole number ≥ 0"), "Scale");
           return;
         }
-        act("Scale", () => api("PUT", appPath(id), { instances: n }));
+        act("Scale", async () => {
+          const result = await api("PUT", appPath(id), { instances: n });
+          delete scaleInput.dataset.edited;
+          return result;
+        });
       } }, "Scale"),
       h("button", { type: "button", id: "restart", onclick: () => act("Restart", () => api("POST", appPath(id) + "/restart")) }, "Restart"),
       h("button", { type: "button", id: "suspend", onclick: () => act("Suspend", () => api("PUT", appPath(id), { instances: 0 })) }, "Suspend"),
@@ -274,7 +281,7 @@ function appView(main, id) {
     }
     const queue = await api("GET", "/v2/queue").catch(() => ({ queue: [] }));
     const status = appStatus(app, queue.queue || []);
-    if (document.activeElement !== scaleInput) scaleInput.value = app.instances;
+    if (!scaleInput.dataset.edited) scaleInput.value = app.instances;
     const host = appHost(app.id);
     const card = (label, value, extra) => h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value), extra);
     summary.replaceChildren(
@@ -287,7 +294,7 @@ function appView(main, id) {
       const health = taskHealth(app, t);
       const ports = (t.ports || []).join(",");
       return h("tr", { "data-task": t.id, "data-health": health, "data-state": t.state },
-        h("td", { class: "wrap" }, t.id),
+        h("td", { class: "id" }, t.id),
         h("td", {}, t.host + (ports ? ":" + ports : "")),
         h("td", {}, h("span", { class: "status " + t.state }, t.state)),
         h("td", {}, h("span", { class: "status " + health }, health)),

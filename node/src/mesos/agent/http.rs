@@ -41,6 +41,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route(LAUNCH_PATH, post(launch))
         .route(KILL_PATH, post(kill))
         .route(ACKNOWLEDGE_PATH, post(acknowledge))
+        .merge(super::files::routes())
         .with_state(agent)
 }
 

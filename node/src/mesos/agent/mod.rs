@@ -3,6 +3,7 @@
 //! the tasks' states.
 
 mod fetcher;
+mod files;
 mod http;
 mod master_link;
 mod task;

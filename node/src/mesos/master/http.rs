@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -42,7 +42,7 @@ fn endpoint(router: Router<Arc<Master>>, path: &str, handler: MethodRouter<Arc<M
 
 /// All routes of the master.
 pub fn router(master: Arc<Master>) -> Router {
-    let mut router = Router::new().route("/", get(index));
+    let mut router = super::ui::router();
     for (path, handler) in [
         ("/health", get(health)),
         ("/flags", get(flags)),
@@ -118,36 +118,6 @@ fn temporary_redirect(location: &str) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
-}
-
-/// The sim's stand-in for the web UI: a page with the leader's counts. A master that does not
-/// lead sends the browser to the leader, as Mesos' UI does, so the page never shows an empty
-/// cluster.
-async fn index(State(master): Shared, uri: Uri) -> Response {
-    if let Some(response) = unless_leading(&master, &uri) {
-        return response;
-    }
-    let leader = master
-        .leader
-        .borrow()
-        .as_ref()
-        .and_then(|l| l.pid.clone())
-        .unwrap_or_else(|| "none".to_owned());
-    let (agents, frameworks, tasks) = master
-        .with_cluster(|c| {
-            let tasks: usize = c.frameworks.values().map(|f| f.tasks.len()).sum();
-            (c.agents.len(), c.frameworks.len(), tasks)
-        })
-        .unwrap_or_default();
-    Html(format!(
-        "<!doctype html><html><head><title>Mesos</title></head><body>\
-         <h1>Mesos master {id}</h1><p>Version {version}. Leader: {leader}.</p>\
-         <p>Agents: {agents}. Frameworks: {frameworks}. Active tasks: {tasks}.</p>\
-         <p><a href=\"/master/state\">/master/state</a></p></body></html>",
-        id = master.info.id,
-        version = super::MESOS_VERSION,
-    ))
-    .into_response()
 }
 
 async fn health() -> StatusCode {

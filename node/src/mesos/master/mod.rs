@@ -7,6 +7,7 @@ mod http;
 mod operator;
 mod registry;
 mod state_json;
+mod ui;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};

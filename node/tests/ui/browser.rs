@@ -1,0 +1,196 @@
+//! A headless Chromium behind `chromedriver`, both from Debian's packages, killed on drop.
+//! Pages are hooked so that script errors and `console.error` calls are collected and checked.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+use crate::support::{eventually, free_port};
+
+/// Where Debian puts the browser and its driver.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// How long the page may take to show what a step waits for.
+pub const UI_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Installed in every page: collects uncaught errors, rejected promises and `console.error`.
+/// `__uiLoaded` is set once per document, so a reload is seen when it disappears.
+const HOOK: &str = r#"
+if (!window.__uiErrors) {
+  window.__uiErrors = [];
+  window.__uiLoaded = true;
+  window.addEventListener('error', (e) => window.__uiErrors.push('error: ' + e.message));
+  window.addEventListener('unhandledrejection', (e) => window.__uiErrors.push('unhandled rejection: ' + e.reason));
+  const original = console.error;
+  console.error = (...args) => { window.__uiErrors.push('console.error: ' + args.join(' ')); original.apply(console, args); };
+}
+return true;
+"#;
+
+/// chromedriver and a WebDriver session on it.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    shots: PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free loopback port and a headless 1280×800 session.
+    /// Panics naming the Debian packages when the browser or driver is missing.
+    pub async fn start() -> Browser {
+        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                std::path::Path::new(path).exists(),
+                "{path} is missing: the browser tests need Debian's `{package}` package (scripts/install-deps installs it)"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            // Its own process group, so that Chromium goes with it even when the test panics.
+            .process_group(0)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {CHROMEDRIVER}: {e}"));
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                // No sandbox: tests run as root in CI, where Chromium refuses to start with one.
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,800", "--no-first-run", "--disable-extensions"],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let client = eventually(Duration::from_secs(30), "chromedriver to start a Chromium session", || {
+            let capabilities = capabilities.clone();
+            let url = url.clone();
+            async move {
+                ClientBuilder::new(HttpConnector::new())
+                    .capabilities(capabilities)
+                    .connect(&url)
+                    .await
+                    .map_err(|e| eprintln!("WebDriver session not ready: {e}"))
+                    .ok()
+            }
+        })
+        .await;
+        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+        std::fs::create_dir_all(&shots).expect("creating target/ui-screenshots");
+        Browser { client, driver, shots }
+    }
+
+    /// Opens `url` and hooks the page's errors.
+    pub async fn open(&self, url: &str) {
+        self.client.goto(url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
+        self.hook().await;
+    }
+
+    /// (Re)installs the error hook; harmless when already there.
+    pub async fn hook(&self) {
+        self.client.execute(HOOK, vec![]).await.expect("installing the page's error hook");
+    }
+
+    /// Runs `script` (a function body) in the page and returns its value.
+    pub async fn eval(&self, script: &str) -> Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("running {script}: {e}"))
+    }
+
+    /// Waits until `script` returns something truthy, and returns it.
+    /// On timeout, saves a screenshot named after `what` and fails with the page's text.
+    pub async fn wait_for(&self, what: &str, script: &str) -> Value {
+        let deadline = std::time::Instant::now() + UI_TIMEOUT;
+        loop {
+            if let Ok(value) = self.client.execute(script, vec![]).await {
+                let truthy = !matches!(&value, Value::Null | Value::Bool(false)) && value != json!(0) && value != json!("");
+                if truthy {
+                    return value;
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                let name: String = what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+                self.screenshot(&format!("failed-{name}")).await;
+                let text = self.eval("return location.href + '\\n' + document.body.innerText;").await;
+                panic!(
+                    "timed out after {UI_TIMEOUT:?} waiting for {what}; the page shows:\n{}",
+                    text.as_str().unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the element matched by `css` as a user would (WebDriver click, not a script).
+    /// Retries while the element is missing or replaced by a refresh of the page.
+    pub async fn click(&self, css: &str) {
+        eventually(UI_TIMEOUT, &format!("clicking {css}"), || async move {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.click().await.ok()
+        })
+        .await;
+    }
+
+    /// Replaces the value of the input or textarea matched by `css` by typing `text`.
+    /// Checks the value afterwards and types again if a refresh of the page wrote into the
+    /// field between clearing and typing.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        eventually(UI_TIMEOUT, &format!("typing {text:?} into {css}"), || async move {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.clear().await.ok()?;
+            element.send_keys(text).await.ok()?;
+            (element.prop("value").await.ok()?.as_deref() == Some(text)).then_some(())
+        })
+        .await;
+    }
+
+    /// The visible text of the first element matched by `css` (empty when there is none).
+    pub async fn text(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Fails the test when the page has logged an error or was reloaded since it was hooked.
+    pub async fn assert_clean(&self, page: &str) {
+        let errors = self.eval("return window.__uiErrors || null;").await;
+        assert!(errors.is_array(), "{page}: the page was reloaded (its error hook is gone)");
+        assert_eq!(errors, json!([]), "{page}: the page logged errors");
+    }
+
+    /// Saves a PNG of the viewport as target/ui-screenshots/<name>.png.
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
+        let path = self.shots.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+
+    /// Sets the window's size (e.g. a phone's 390×844).
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.expect("resizing the window");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // chromedriver and the Chromium it started share a process group: end them all.
+        // SAFETY: kill(2) on our own child's process group; no memory is involved.
+        unsafe {
+            libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
+        }
+        let _ = self.driver.wait();
+    }
+}
