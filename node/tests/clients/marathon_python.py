@@ -28,8 +28,9 @@ APP = "/pyclient/sleeper"
 # The client puts the id into the URL as given: without the leading slash, as users write it.
 APP_PATH = APP.lstrip("/")
 GROUP = "/pyclient-group"
-GROUP_APP = GROUP + "/member"
-STUCK = "/pyclient/unplaceable"
+# Ids that contain endpoint names (Marathon routes by path segments, not by substrings).
+GROUP_APP = GROUP + "/tasks-api"
+STUCK = "/pyclient/versions-restart"
 
 
 # Event types Marathon publishes on /v2/events around what this script does (its event bus doc).
