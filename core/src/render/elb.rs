@@ -59,21 +59,34 @@ impl LoadBalancerSpec {
 }
 
 /// HAProxy configuration for the sim's ELB, over the lbs' addresses.
+///
+/// Tuned with the lbs' nginx, which passes frozen or lost tasks over by itself (within its
+/// 3 s read timeout, 10 s per request at most), so that a lossy or frozen lb costs a retry on
+/// the other lb rather than a failed request:
+/// - `timeout connect 1s` and `option redispatch 1`: a SYN lost on a lossy path (retransmitted
+///   only after 1 s) sends the retry to another lb at once, and so does every further retry;
+/// - `retry-on conn-failure empty-response 503`: only failures where no app can have seen the
+///   request are retried, never a timed-out one (nginx already retried what is safe);
+/// - `timeout server 15s`: longer than an lb's own retry budget, so no lb retry is cut off;
+/// - checks: HAProxy checks every `interval_secs` (1 s in the sim, where the ELB checks every
+///   5 s), so an lb is taken out after twice the ELB's threshold of failed checks, each given
+///   2 s: a lossy lb whose checks fail now and then stays in, a dead one is out in seconds.
 pub fn haproxy_cfg(lb: &LoadBalancerSpec, members: &[(String, Ipv4Addr)]) -> String {
     let hc = &lb.health_check;
     let mut cfg = format!(
         "# {name}: the sim's stand-in for a classic ELB\n\
          global\n    maxconn 8192\n\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\
-         \x20   option redispatch\n    retries 3\n    retry-on conn-failure empty-response response-timeout 502 503\n\n\
+         defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 15s\n\
+         \x20   timeout check {check}s\n    option redispatch 1\n    retries 3\n    retry-on conn-failure empty-response 503\n\n\
          frontend http\n    bind *:{listen}\n    default_backend lbs\n\n\
          backend lbs\n    balance roundrobin\n    option httpchk GET {path}\n    http-check expect status 200\n\
          \x20   default-server inter {interval}s fall {fall} rise {rise}\n",
         name = lb.name,
         listen = lb.listen_port,
         path = hc.path,
+        check = hc.timeout_secs.max(2),
         interval = hc.interval_secs,
-        fall = hc.unhealthy_threshold,
+        fall = hc.unhealthy_threshold * 2,
         rise = hc.healthy_threshold,
     );
     for (name, address) in members {

@@ -8,8 +8,20 @@ use super::route::{Route, RoutingTable};
 
 /// How nginx tries a task again: any connection error, timeout or gateway answer moves the
 /// request to the next task, so a task that is dying (before Marathon reports it) fails no
-/// request. Requests not yet sent are always retried; nginx never replays a POST already sent.
+/// request. Requests not yet sent are always retried; nginx never replays a POST already sent
+/// (`non_idempotent` is deliberately absent).
 const NEXT_UPSTREAM: &str = "error timeout http_502 http_503 http_504";
+
+/// The proxy timeouts of every route, why each is what it is:
+/// - connect 1s: tasks are one hop away; a SYN unanswered for a second means a partitioned or
+///   lost task, and the next task answers at once.
+/// - read/send 3s: nginx's default of 60 s held every request sent to a paused (frozen) task
+///   for a minute; 3 s passes it over well within a client's patience (the chaos probe gives
+///   up after 5 s). An app whose answers take longer than this needs its own routes.
+/// - at most 3 tasks tried per request, 10 s in all, so a wide outage does not multiply load.
+const PROXY_TIMEOUTS: &str = "proxy_connect_timeout 1s;\n        proxy_read_timeout 3s;\n        \
+                              proxy_send_timeout 3s;\n        proxy_next_upstream_tries 3;\n        \
+                              proxy_next_upstream_timeout 10s;";
 
 /// Renders the routes file for `table`, every virtual host with `listen {listen};` (a port, or
 /// address and port, as nginx's `listen` takes it).
@@ -54,7 +66,7 @@ fn render_route(out: &mut String, route: &Route, listen: &str) {
         out,
         "server {{\n    listen {listen};\n    server_name {names};\n    location / {{\n        \
          proxy_pass http://{upstream};\n        proxy_next_upstream {NEXT_UPSTREAM};\n        \
-         proxy_next_upstream_timeout 10s;\n    }}\n}}"
+         {PROXY_TIMEOUTS}\n    }}\n}}"
     );
 }
 
@@ -86,7 +98,15 @@ mod tests {
             text.contains("server_name idle.paas.localhost;\n    location / {\n        return 503;"),
             "{text}"
         );
-        assert!(text.contains("proxy_next_upstream error timeout http_502"), "{text}");
+        assert!(
+            text.contains("proxy_next_upstream error timeout http_502 http_503 http_504;"),
+            "{text}"
+        );
+        assert!(!text.contains("non_idempotent"), "{text}");
+        assert!(
+            text.contains("proxy_read_timeout 3s;") && text.contains("proxy_connect_timeout 1s;"),
+            "{text}"
+        );
         assert_eq!(text, render(&table, "8080"), "rendering is deterministic");
     }
 }

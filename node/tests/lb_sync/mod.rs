@@ -3,6 +3,7 @@
 mod backend;
 mod convergence;
 mod core_config;
+mod frozen;
 mod http;
 mod marathon_double;
 mod nginx;
