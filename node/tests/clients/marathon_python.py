@@ -97,12 +97,14 @@ def running_tasks(client, app_path):
 
 
 def await_running(client, app_path, n, what):
-    return wait_for(
-        f"{n} running tasks of /{app_path} ({what})",
-        lambda: (lambda ts: ts if len(ts) == n and len(client.list_tasks(app_path)) == n else None)(
-            running_tasks(client, app_path)
-        ),
-    )
+    """Waits until the app has exactly `n` tasks, all running; returns them."""
+
+    def probe():
+        tasks = client.list_tasks(app_path)
+        running = [t for t in tasks if t.state == "TASK_RUNNING"]
+        return running if len(tasks) == n and len(running) == n else None
+
+    return wait_for(f"{n} running tasks of /{app_path} ({what})", probe)
 
 
 def no_deployment_of(client, app_id):
