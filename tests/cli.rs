@@ -151,3 +151,46 @@ fn aws_up_on_an_existing_cluster_asks_before_changing_it() {
     let status: serde_json::Value = serde_json::from_slice(&moto.paas(dir.path(), &["status", "-o", "json"]).stdout).unwrap();
     assert_eq!(status["nodes"].as_array().unwrap().len(), 12, "{status}");
 }
+
+#[test]
+fn aws_up_recreates_a_lost_resource_without_asking() {
+    let moto = Moto::start();
+    let spec = "name = \"lost\"\ndomain = \"lost.example.net\"\nadmin_cidrs = [\"192.0.2.0/24\"]\nazs = 2\n[aws]\nami = \"ami-03cf127a\"\n";
+    let dir = with_spec(spec);
+    let up = moto.paas(dir.path(), &["up", "-o", "json"]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    // The cluster's key pair is deleted behind paas's back (an instance cannot stand in here:
+    // moto fails to start one on the address its terminated predecessor held).
+    let delete = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, boto3\n\
+             ec2 = boto3.client('ec2', region_name='eu-west-1', endpoint_url=sys.argv[1], \
+             aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+             pairs = ec2.describe_key_pairs()['KeyPairs']\n\
+             assert len(pairs) == 1, pairs\n\
+             ec2.delete_key_pair(KeyName=pairs[0]['KeyName'])\n\
+             print(pairs[0]['KeyName'])",
+            &format!("http://127.0.0.1:{}", moto.port),
+        ])
+        .output()
+        .expect("running python3 with boto3 (installed with moto by scripts/install-deps)");
+    assert!(delete.status.success(), "{}", String::from_utf8_lossy(&delete.stderr));
+    // No terminal, no --yes: bringing back what was lost is no change, so `up` goes ahead.
+    let again = moto.paas(dir.path(), &["up", "-o", "json"]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    let steps: Vec<String> = again["outcome"]["plan"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {}", s["action"].as_str().unwrap(), s["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps.len(), 1, "{steps:?}");
+    assert!(steps[0].starts_with("create key-pair/"), "{steps:?}");
+    // And the world matches the spec again.
+    let plan = moto.paas(dir.path(), &["plan", "-o", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert_eq!(plan["steps"], serde_json::json!([]), "{plan}");
+}
