@@ -81,6 +81,13 @@ async fn an_operator_creates_scales_kills_and_destroys_an_app_from_the_page() {
         );
     }
     browser.screenshot("marathon-app-5-healthy").await;
+    browser.resize(390, 844).await;
+    browser.screenshot("marathon-app-phone").await;
+    let overflow = browser
+        .eval("return document.documentElement.scrollWidth > window.innerWidth + 1;")
+        .await;
+    assert_eq!(overflow, Value::Bool(false), "the app page scrolls sideways on a phone");
+    browser.resize(1280, 800).await;
 
     // Kill one task and scale down: 4 remain and the app wants 4.
     let killed = browser.eval("return document.querySelector('tr[data-task]').dataset.task;").await;
@@ -107,13 +114,31 @@ async fn an_operator_creates_scales_kills_and_destroys_an_app_from_the_page() {
         .unwrap();
     assert_eq!(app["app"]["instances"], 4, "kill with scale=true lowers instances: {app}");
 
+    // Roll back to the first version (one instance): the page follows down to one task.
+    browser
+        .wait_for(
+            "the versions listed",
+            "return document.querySelectorAll('tr[data-version]').length >= 2;",
+        )
+        .await;
+    browser.screenshot("marathon-app-versions").await;
+    browser.click("tr[data-version]:last-child button").await;
+    browser
+        .wait_for(
+            "one task after rolling back to the first version",
+            "return document.querySelectorAll('tr[data-task]').length === 1
+               && document.getElementById('scale-count').value === '1'
+               && document.getElementById('app-status').textContent === 'Running';",
+        )
+        .await;
+
     // The list shows the app with its counts.
     browser.click("#nav-apps").await;
     browser
         .wait_for(
             "the list row of /web",
             "const r = document.querySelector('tr[data-app=\"/web\"]');
-             return r && r.children[1].textContent === 'Running' && r.children[2].textContent === '4' && r.children[4].textContent === '4';",
+             return r && r.children[1].textContent === 'Running' && r.children[2].textContent === '1' && r.children[4].textContent === '1';",
         )
         .await;
     browser.screenshot("marathon-apps").await;
@@ -170,7 +195,7 @@ async fn an_operator_creates_scales_kills_and_destroys_an_app_from_the_page() {
     // Destroy /web from its page.
     browser.open(&format!("{marathon}/ui/#/apps/web")).await;
     browser
-        .wait_for("the app page", "return document.querySelectorAll('tr[data-task]').length === 4;")
+        .wait_for("the app page", "return document.querySelectorAll('tr[data-task]').length === 1;")
         .await;
     browser.click("#destroy").await;
     browser.click("#destroy-yes").await;

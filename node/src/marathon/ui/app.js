@@ -47,14 +47,17 @@ function h(tag, attrs, ...children) {
 function table(headers, rows, empty) {
   if (!rows.length) return h("p", { class: "muted" }, empty);
   return h("div", { class: "table-wrap" }, h("table", {},
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", class: /^(CPUs|Memory|Running|Healthy|Desired|Staged)/.test(x) ? "num" : null }, x)))),
+    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", class: /^(CPUs|Memory|Running|Healthy|Desired)$/.test(x) ? "num" : null }, x)))),
     h("tbody", {}, rows)));
 }
 
+/** A timestamp, short (the time alone when it is today), the full one on hover. */
 function when(ts) {
   if (!ts) return "—";
   const d = new Date(ts);
-  return isNaN(d) ? ts : d.toLocaleString();
+  if (isNaN(d)) return ts;
+  const today = d.toDateString() === new Date().toDateString();
+  return h("time", { datetime: d.toISOString(), title: d.toString() }, today ? d.toLocaleTimeString() : d.toLocaleString());
 }
 
 /** An API error: the HTTP status and Marathon's JSON body ({message, details?, deployments?}). */

@@ -29,9 +29,12 @@ function table(headers, rows, empty, id) {
     h("tbody", {}, rows)));
 }
 
+/** Seconds since the epoch, short (the time alone when it is today), the full one on hover. */
 function seconds(ts) {
   if (!ts) return "—";
-  return new Date(ts * 1000).toLocaleString();
+  const d = new Date(ts * 1000);
+  const today = d.toDateString() === new Date().toDateString();
+  return h("time", { datetime: d.toISOString(), title: d.toString() }, today ? d.toLocaleTimeString() : d.toLocaleString());
 }
 
 function round(x) { return Math.round((x || 0) * 100) / 100; }
