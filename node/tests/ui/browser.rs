@@ -38,6 +38,7 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     shots: PathBuf,
+    driver_url: String,
 }
 
 impl Browser {
@@ -62,6 +63,8 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {CHROMEDRIVER}: {e}"));
         let mut capabilities = serde_json::Map::new();
+        // chromedriver keeps the browser's console (script errors, failed loads) for `console_errors`.
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         capabilities.insert(
             "goog:chromeOptions".into(),
             json!({
@@ -87,7 +90,12 @@ impl Browser {
         .await;
         let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
         std::fs::create_dir_all(&shots).expect("creating target/ui-screenshots");
-        Browser { client, driver, shots }
+        Browser {
+            client,
+            driver,
+            shots,
+            driver_url: url,
+        }
     }
 
     /// Opens `url` and hooks the page's errors.
@@ -164,11 +172,38 @@ impl Browser {
         }
     }
 
-    /// Fails the test when the page has logged an error or was reloaded since it was hooked.
-    pub async fn assert_clean(&self, page: &str) {
+    /// Fails the test when the page has logged an error or was reloaded since it was hooked, or
+    /// when the browser's console has a severe entry other than an answer with one of
+    /// `expected_statuses` (a refusal the page shows on purpose). The console is read from
+    /// chromedriver's log, which also holds what happened before the hook was installed.
+    pub async fn assert_clean(&self, page: &str, expected_statuses: &[u16]) {
         let errors = self.eval("return window.__uiErrors || null;").await;
         assert!(errors.is_array(), "{page}: the page was reloaded (its error hook is gone)");
         assert_eq!(errors, json!([]), "{page}: the page logged errors");
+        let session = self.client.session_id().await.ok().flatten().expect("a WebDriver session id");
+        let log: Value = reqwest::Client::new()
+            .post(format!("{}/session/{session}/se/log", self.driver_url))
+            .json(&json!({ "type": "browser" }))
+            .send()
+            .await
+            .expect("reading the browser console from chromedriver")
+            .json()
+            .await
+            .expect("chromedriver's log as JSON");
+        let severe: Vec<&str> = log["value"]
+            .as_array()
+            .expect("chromedriver's log entries")
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .filter_map(|e| e["message"].as_str())
+            .filter(|m| !expected_statuses.iter().any(|s| m.contains(&format!("status of {s} "))))
+            .collect();
+        if !severe.is_empty() {
+            let shown = self
+                .eval("const e = document.getElementById('error'); return e && !e.hidden ? e.innerText : '';")
+                .await;
+            panic!("{page}: the browser console has errors: {severe:#?}; the page's error box: {shown}");
+        }
     }
 
     /// Saves a PNG of the viewport as target/ui-screenshots/<name>.png.

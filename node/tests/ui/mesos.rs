@@ -92,7 +92,7 @@ async fn an_operator_sees_agents_frameworks_tasks_and_a_sandbox() {
         )
         .await;
     browser.screenshot("mesos-task-sandbox").await;
-    browser.assert_clean("task page").await;
+    browser.assert_clean("task page", &[]).await;
 
     // The relay refuses what it does not relay, and names it.
     let agent_id = platform.mesos.leader_state().await.unwrap()["slaves"][0]["id"]
@@ -129,7 +129,7 @@ async fn an_operator_sees_agents_frameworks_tasks_and_a_sandbox() {
         )
         .await;
     browser.screenshot("mesos-agents-after-loss").await;
-    browser.assert_clean("agents page after the loss").await;
+    browser.assert_clean("agents page after the loss", &[]).await;
 
     // Readable on a phone.
     browser.resize(390, 844).await;

@@ -225,8 +225,14 @@ function appView(main, id) {
   const confirmRow = h("div", { class: "row", id: "destroy-confirm", hidden: true },
     `Destroy ${id} and kill all its tasks?`,
     h("button", { type: "button", class: "danger", id: "destroy-yes", onclick: async () => {
-      const done = await act("Destroy", () => api("DELETE", appPath(id)));
-      if (done) location.hash = "#/apps";
+      // Not `act`: its refresh would read the app just destroyed. The list refreshes on arrival.
+      hideError();
+      try {
+        await api("DELETE", appPath(id));
+        location.hash = "#/apps";
+      } catch (e) {
+        showError(e, "Destroy");
+      }
     } }, "Yes, destroy"),
     h("button", { type: "button", onclick: () => { confirmRow.hidden = true; } }, "Cancel"));
   const editor = h("textarea", { id: "edit-json", "aria-label": "Application definition (JSON)", spellcheck: "false" });
