@@ -63,8 +63,8 @@ impl LoadBalancerSpec {
 /// Tuned with the lbs' nginx, which passes frozen or lost tasks over by itself (within its
 /// 3 s read timeout, 10 s per request at most), so that a lossy or frozen lb costs a retry on
 /// the other lb rather than a failed request:
-/// - `timeout connect 1s` and `option redispatch 1`: a SYN lost on a lossy path (retransmitted
-///   only after 1 s) sends the retry to another lb at once, and so does every further retry;
+/// - `timeout connect 2s`, longer than the 1 s after which a lost SYN is sent again, and
+///   `option redispatch 1`: every retry goes to another lb;
 /// - `retry-on conn-failure empty-response 503`: only failures where no app can have seen the
 ///   request are retried, never a timed-out one (nginx already retried what is safe);
 /// - `timeout server 15s`: longer than an lb's own retry budget, so no lb retry is cut off;
@@ -76,7 +76,7 @@ pub fn haproxy_cfg(lb: &LoadBalancerSpec, members: &[(String, Ipv4Addr)]) -> Str
     let mut cfg = format!(
         "# {name}: the sim's stand-in for a classic ELB\n\
          global\n    maxconn 8192\n\n\
-         defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n    timeout server 15s\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 15s\n\
          \x20   timeout check {check}s\n    option redispatch 1\n    retries 3\n    retry-on conn-failure empty-response 503\n\n\
          frontend http\n    bind *:{listen}\n    default_backend lbs\n\n\
          backend lbs\n    balance roundrobin\n    option httpchk GET {path}\n    http-check expect status 200\n\

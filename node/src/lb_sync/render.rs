@@ -13,13 +13,14 @@ use super::route::{Route, RoutingTable};
 const NEXT_UPSTREAM: &str = "error timeout http_502 http_503 http_504";
 
 /// The proxy timeouts of every route, why each is what it is:
-/// - connect 1s: tasks are one hop away; a SYN unanswered for a second means a partitioned or
-///   lost task, and the next task answers at once.
+/// - connect 2s: longer than the 1 s after which a lost SYN is sent again, so one lost packet
+///   on a lossy path costs a second, not a failed attempt; a partitioned or frozen task is
+///   passed over after 2 s.
 /// - read/send 3s: nginx's default of 60 s held every request sent to a paused (frozen) task
 ///   for a minute; 3 s passes it over well within a client's patience (the chaos probe gives
 ///   up after 5 s). An app whose answers take longer than this needs its own routes.
 /// - at most 3 tasks tried per request, 10 s in all, so a wide outage does not multiply load.
-const PROXY_TIMEOUTS: &str = "proxy_connect_timeout 1s;\n        proxy_read_timeout 3s;\n        \
+const PROXY_TIMEOUTS: &str = "proxy_connect_timeout 2s;\n        proxy_read_timeout 3s;\n        \
                               proxy_send_timeout 3s;\n        proxy_next_upstream_tries 3;\n        \
                               proxy_next_upstream_timeout 10s;";
 
@@ -61,6 +62,12 @@ fn render_route(out: &mut String, route: &Route, listen: &str) {
         // per request, until Marathon reports it gone.
         let _ = writeln!(out, "    server {backend} max_fails=1 fail_timeout=5s;");
     }
+    for backend in &route.backends {
+        // The same tasks again as backups never taken out: when every task has just failed once
+        // (a lossy network, a loaded machine), nginx tries them again rather than answering
+        // 502 "no live upstreams" to everyone for the next five seconds.
+        let _ = writeln!(out, "    server {backend} backup max_fails=0;");
+    }
     let _ = writeln!(out, "}}");
     let _ = writeln!(
         out,
@@ -89,7 +96,10 @@ mod tests {
         let table = RoutingTable::from_apps(&list.apps, &VirtualHost::parse("paas.localhost").unwrap());
         let text = render(&table, "8080");
         assert!(
-            text.contains("upstream app_web_shop_paas_localhost {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n}"),
+            text.contains(
+                "upstream app_web_shop_paas_localhost {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n    \
+                 server 10.0.0.1:31000 backup max_fails=0;\n}"
+            ),
             "{text}"
         );
         assert!(!text.contains("10.0.0.2"), "{text}");
@@ -104,7 +114,7 @@ mod tests {
         );
         assert!(!text.contains("non_idempotent"), "{text}");
         assert!(
-            text.contains("proxy_read_timeout 3s;") && text.contains("proxy_connect_timeout 1s;"),
+            text.contains("proxy_read_timeout 3s;") && text.contains("proxy_connect_timeout 2s;"),
             "{text}"
         );
         assert_eq!(text, render(&table, "8080"), "rendering is deterministic");

@@ -97,6 +97,12 @@ async fn serve(frozen: &FrozenTask, good: &TestServer) -> (NginxServer, Marathon
         (text.contains(&a) && text.contains(&b)).then_some(())
     })
     .await;
+    // The routes file is written before nginx is told to reload: wait for the reload, then for
+    // the old worker (which still knows no route) to be gone.
+    eventually(Duration::from_secs(10), "nginx to reload with the routes", || async {
+        (nginx.reloads() >= 1).then_some(())
+    })
+    .await;
     nginx.wait_reloaded().await;
     (nginx, marathon, lb_sync)
 }
