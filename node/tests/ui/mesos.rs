@@ -25,6 +25,18 @@ async fn an_operator_sees_agents_frameworks_tasks_and_a_sandbox() {
     let tasks = platform.await_running(platform.leader().await, "/echo", 2, false).await;
 
     let master = platform.mesos.leader_url().await.expect("a leading master");
+    // The page carries a line of counts for readers without scripts.
+    let page = platform
+        .mesos
+        .http
+        .get(format!("{master}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Agents: 3. Frameworks: 1. Active tasks: 2."), "{page}");
     let browser = Browser::start().await;
     browser.open(&format!("{master}/")).await;
     browser
