@@ -167,7 +167,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{color:#5
 table{border-collapse:collapse;width:100%;margin:.4rem 0}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d8dee4;vertical-align:top}\
 th{color:#5b6773;font-weight:600;white-space:nowrap}.num{text-align:right;white-space:nowrap}\
 .ok{color:#17733a;font-weight:600}.bad{color:#b42318;font-weight:600}.warn{color:#9a6700;font-weight:600}\
-.verdict{font-size:1.1rem}.timeline{overflow-x:auto}.timeline svg{max-width:100%;height:auto}";
+.verdict{font-size:1.1rem}table.fault th{width:11rem}.timeline{overflow-x:auto}.timeline svg{max-width:100%;height:auto}";
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -264,6 +264,9 @@ mod tests {
     #[test]
     fn the_report_holds_the_timeline_each_fault_the_checks_and_the_seed() {
         let page = html(&journal());
+        // Kept for a look in a browser, as the admin screens' screenshots are.
+        let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/report-html-sample.html");
+        std::fs::write(&sample, &page).unwrap_or_else(|e| panic!("writing {}: {e}", sample.display()));
         assert!(page.starts_with("<!doctype html>"));
         assert!(page.contains("<svg "), "the timeline is inline");
         assert!(page.contains("paas chaos … --seed 424242"), "the seed to replay");
