@@ -71,6 +71,12 @@ class EventLog:
                         f"GET /v2/events: a {event.get('eventType')} plan has keys {sorted(plan)}; "
                         f"Marathon's are id, steps, version: {data.strip()}",
                     )
+                if event.get("eventType") in ("deployment_info", "deployment_step_success", "deployment_step_failure"):
+                    step_json = event.get("currentStep")
+                    check(
+                        isinstance(step_json, dict) and isinstance(step_json.get("actions"), list),
+                        f"GET /v2/events: a {event['eventType']} without Marathon's currentStep {{actions: [...]}}: {data.strip()}",
+                    )
                 try:
                     event = factory.process(event)
                 except Exception as error:
