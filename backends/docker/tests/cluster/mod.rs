@@ -310,3 +310,124 @@ async fn a_container_left_unstarted_by_an_interrupted_apply_is_replaced_and_remo
     cluster.destroy().await;
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
 }
+
+/// `[sim.images]` names an image per role; its one contract is the node contract: the
+/// container is started with `--config /etc/paas/node.json` as its command, so its entrypoint
+/// must take the node's configuration file as `paas-node supervise` does. An image built here
+/// on top of the sim's (another entrypoint that records its arguments, then hands over to
+/// the supervisor) runs the lbs of a cluster that then serves.
+#[tokio::test]
+async fn an_image_named_in_sim_images_runs_the_role_with_the_node_configuration() {
+    use bollard::query_parameters::{CommitContainerOptions, CreateContainerOptions, RemoveContainerOptions, RemoveImageOptions};
+
+    let docker = paas_docker::connect_docker().await.expect("a running Docker engine");
+    let base = node_image(&docker).await;
+    let custom = format!("paas-test-custom-lb:{}", std::process::id());
+    let entry = "#!/bin/sh\necho \"$@\" > /custom-entrypoint-args\nexec /usr/local/bin/paas-node supervise \"$@\"\n";
+    let build = docker
+        .create_container(
+            Some(CreateContainerOptions {
+                name: Some(format!("paas-test-custom-build-{}", std::process::id())),
+                ..Default::default()
+            }),
+            bollard::models::ContainerCreateBody {
+                image: Some(base.clone()),
+                cmd: Some(vec!["/bin/true".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("creating the build container");
+    docker
+        .upload_to_container(
+            &build.id,
+            Some(bollard::query_parameters::UploadToContainerOptions {
+                path: "/".into(),
+                ..Default::default()
+            }),
+            bollard::body_full(paas_docker::images::tar_one_file("usr/local/bin/custom-entrypoint", entry.as_bytes(), 0o755).into()),
+        )
+        .await
+        .expect("adding the entrypoint");
+    let (repo, tag) = custom.split_once(':').unwrap();
+    docker
+        .commit_container(
+            CommitContainerOptions {
+                container: Some(build.id.clone()),
+                repo: Some(repo.into()),
+                tag: Some(tag.into()),
+                ..Default::default()
+            },
+            bollard::models::ContainerConfig {
+                entrypoint: Some(vec!["/usr/local/bin/custom-entrypoint".into()]),
+                cmd: Some(vec![]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("committing the custom image");
+    let _ = docker
+        .remove_container(
+            &build.id,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+
+    let spec = format!("{SMALL}[sim.images]\nlb = \"{custom}\"\n");
+    let cluster = TestCluster::new("images", &spec).await;
+    cluster.apply().await;
+
+    for lb in ["lb-1", "lb-2"] {
+        let container = paas_docker::container::container_name(cluster.name(), lb);
+        let inspected = docker
+            .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await
+            .expect("inspecting the lb");
+        assert_eq!(
+            inspected.config.and_then(|c| c.image).as_deref(),
+            Some(custom.as_str()),
+            "{lb} runs the named image"
+        );
+        let args = cluster
+            .backend
+            .read_container_file(&container, "/custom-entrypoint-args")
+            .await
+            .expect("reading the entrypoint's record");
+        assert_eq!(
+            args.as_deref().map(str::trim),
+            Some("--config /etc/paas/node.json"),
+            "{lb}'s entrypoint is given the node configuration"
+        );
+    }
+    // Other roles keep the sim's image.
+    let master = paas_docker::container::container_name(cluster.name(), "master-1");
+    let inspected = docker
+        .inspect_container(&master, None::<bollard::query_parameters::InspectContainerOptions>)
+        .await
+        .expect("inspecting master-1");
+    assert_eq!(inspected.config.and_then(|c| c.image), Some(base));
+
+    // The supervisor it handed over to runs the lb: nginx answers the elb's health check.
+    let elb = format!("127.0.0.1:{}", cluster.spec.sim.http_port);
+    let (status, body) = eventually(Duration::from_secs(60), "the lbs of the named image to answer /status", || {
+        let elb = elb.clone();
+        async move { http_get(&elb, "status", "/status").await.filter(|(s, _)| *s == 200) }
+    })
+    .await;
+    assert_eq!((status, body.trim()), (200, "OK"));
+
+    cluster.destroy().await;
+    let _ = docker
+        .remove_image(
+            &custom,
+            Some(RemoveImageOptions {
+                force: true,
+                ..Default::default()
+            }),
+            None,
+        )
+        .await;
+}
