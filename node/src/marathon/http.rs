@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::app::{self, DefinitionError};
-use super::model::{App, World, timestamp};
+use super::model::{App, World, event_plan, timestamp};
 use super::store::{AppRecord, GroupRecord};
 use super::wire::{self, AppVersion, DeploymentResult, LOCAL_PORT_MAX, LOCAL_PORT_MIN, VersionInfo};
 
@@ -403,8 +403,8 @@ async fn commit(shared: &Shared, uri: &Uri, posted: &Map<String, Value>, change:
     let (definition, spec) = wire::normalize(posted, previous.as_ref().map(|p| &p.definition), &taken).map_err(invalid)?;
     let deployment = uuid::Uuid::new_v4().to_string();
     if let Some(previous) = previous.as_ref().filter(|p| change == Change::Update && p.definition == definition) {
-        let plan = json!({ "id": deployment, "affectedApps": [spec.id], "steps": [] });
-        emit(shared, json!({ "eventType": "deployment_info", "plan": plan, "currentStep": null }));
+        // Nothing to do: a plan without steps, which succeeds at once.
+        let plan = event_plan(&deployment, &previous.version, None);
         emit(shared, json!({ "eventType": "deployment_success", "id": deployment, "plan": plan }));
         return Ok(DeploymentResult {
             deployment_id: deployment,
@@ -466,12 +466,7 @@ async fn commit(shared: &Shared, uri: &Uri, posted: &Map<String, Value>, change:
     } else {
         "RestartApplication"
     };
-    let plan = json!({
-        "id": deployment,
-        "version": now,
-        "affectedApps": [spec.id],
-        "steps": [{ "actions": [{ "action": action, "app": spec.id }] }],
-    });
+    let plan = event_plan(&deployment, &now, Some((action, &spec.id)));
     emit(
         shared,
         json!({ "eventType": "deployment_info", "plan": plan, "currentStep": { "actions": [{ "action": action, "app": spec.id }] } }),
@@ -1025,7 +1020,7 @@ async fn cancel_deployment(State(shared): State<Arc<Shared>>, uri: Uri, Path(id)
     let Some(app) = app else {
         return message(StatusCode::NOT_FOUND, format!("DeploymentPlan {id} does not exist"));
     };
-    let plan = json!({ "id": id, "affectedApps": [app.spec.id] });
+    let plan = event_plan(&id, &app.version, Some(("ScaleApplication", &app.spec.id)));
     if force {
         if let Some(a) = shared.world.lock().apps.get_mut(&app.spec.id) {
             a.deployment = None;

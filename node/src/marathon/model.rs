@@ -225,3 +225,14 @@ impl World {
         )
     }
 }
+
+/// A deployment plan as Marathon's events carry it (`DeploymentPlan` in deploymentPlan.raml):
+/// exactly `id`, `steps` and `version`; `affectedApps` belongs to `GET /v2/deployments` only.
+/// `step` is the one step's action and app; `None` is a plan with nothing to do.
+pub fn event_plan(id: &str, version: &str, step: Option<(&str, &str)>) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = step
+        .map(|(action, app)| serde_json::json!({ "actions": [{ "action": action, "app": app }] }))
+        .into_iter()
+        .collect();
+    serde_json::json!({ "id": id, "steps": steps, "version": version })
+}

@@ -539,7 +539,7 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
             let app = world.apps[&id].clone();
             if app.deployment.is_some() && world.converged(&app) {
                 let a = world.apps.get_mut(&id).expect("listed");
-                finished.push((a.deployment.take().expect("checked"), id.clone()));
+                finished.push((a.deployment.take().expect("checked"), id.clone(), a.version.clone()));
                 a.replacing = false;
             }
         }
@@ -547,8 +547,8 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
     for (task_id, agent_id) in kills {
         let _ = scheduler.kill(v1::TaskId::new(&task_id), Some(v1::AgentId::new(&agent_id))).await;
     }
-    for (deployment, app) in finished {
-        let plan = json!({ "id": deployment, "affectedApps": [app] });
+    for (deployment, app, version) in finished {
+        let plan = super::model::event_plan(&deployment, &version, Some(("ScaleApplication", &app)));
         let _ = shared.events.send(json!({
             "eventType": "deployment_step_success",
             "plan": plan,
