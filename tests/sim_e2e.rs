@@ -2,7 +2,7 @@
 //! 127.0.0.1, app and cluster scaling, the Marathon leader's machine lost, `paas sim down`.
 //!
 //! Needs Docker and the sim base image (`paas sim images`); the `paas-node` binary must be
-//! built (`cargo build -p paas-node`). Takes a few minutes.
+//! built (`cargo build --workspace --bins --tests`). Takes a few minutes.
 
 mod support;
 

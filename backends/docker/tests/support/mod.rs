@@ -25,7 +25,7 @@ pub fn free_port() -> u16 {
 /// The node image for these tests: the base must have been built (it takes minutes, so a
 /// test never builds it); the node layer on top is added here when missing.
 pub async fn node_image(docker: &bollard::Docker) -> String {
-    let inputs = ImageInputs::from_env().unwrap_or_else(|e| panic!("{e}: run `cargo build -p paas-node` first"));
+    let inputs = ImageInputs::from_env().unwrap_or_else(|e| panic!("{e}: run `cargo build --workspace --bins --tests` first"));
     let tags = inputs.tags().expect("hashing the image inputs");
     assert!(
         images::is_present(docker, &tags.base)
