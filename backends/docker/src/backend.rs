@@ -235,7 +235,7 @@ impl DockerBackend {
                     bollard::errors::Error::DockerResponseServerError { message, .. } if message.contains("allocated") || message.contains("in use") => BackendError::failed(
                         "start",
                         id,
-                        format!("a port it publishes on 127.0.0.1 ({}) is taken by another program; free it or change [sim] http_port/admin_port: {message}", publish_list(publish)),
+                        format!("a port it publishes on 127.0.0.1 ({}) is taken by another program; free it or change [sim] http_port, admin_port, marathon_port or mesos_port: {message}", publish_list(publish)),
                     ),
                     e => map_err("start container", id, e),
                 })
