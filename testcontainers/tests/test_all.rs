@@ -46,14 +46,13 @@ async fn master_module_has_a_mesos_leader_and_an_elected_marathon() {
     // The Mesos master wins its own election in ZooKeeper, independently of Marathon.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let state: serde_json::Value = http
-            .get(format!("http://127.0.0.1:{mesos}/master/state"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        // Until a master leads, Mesos answers 503 (or 307 to the leader) with no state.
+        let response = http.get(format!("http://127.0.0.1:{mesos}/master/state")).send().await.unwrap();
+        let state: serde_json::Value = if response.status().is_success() {
+            response.json().await.unwrap()
+        } else {
+            serde_json::json!({ "status": response.status().as_u16() })
+        };
         if state["leader"].as_str().is_some_and(|l| !l.is_empty()) {
             break;
         }

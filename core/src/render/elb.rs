@@ -65,8 +65,11 @@ impl LoadBalancerSpec {
 /// the other lb rather than a failed request:
 /// - `timeout connect 2s`, longer than the 1 s after which a lost SYN is sent again, and
 ///   `option redispatch 1`: every retry goes to another lb;
-/// - `retry-on conn-failure empty-response 503`: only failures where no app can have seen the
-///   request are retried, never a timed-out one (nginx already retried what is safe);
+/// - `retry-on conn-failure empty-response 502 503`: a connection refused or lost before an
+///   answer (an lb killed mid-request comes back as an empty response or a 502) is retried on
+///   the other lb, never a timed-out one (nginx already retried what is safe); and only GET and
+///   HEAD are retried after they were sent (`disable-l7-retry` for every other method, which
+///   keeps only the connection-failure retry, when nothing was sent);
 /// - `timeout server 15s`: longer than an lb's own retry budget, so no lb retry is cut off;
 /// - checks: HAProxy checks every `interval_secs` (1 s in the sim, where the ELB checks every
 ///   5 s), so an lb is taken out after twice the ELB's threshold of failed checks, each given
@@ -77,9 +80,9 @@ pub fn haproxy_cfg(lb: &LoadBalancerSpec, members: &[(String, Ipv4Addr)]) -> Str
         "# {name}: the sim's stand-in for a classic ELB\n\
          global\n    maxconn 8192\n\n\
          defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 15s\n\
-         \x20   timeout check {check}s\n    option redispatch 1\n    retries 3\n    retry-on conn-failure empty-response 503\n\n\
+         \x20   timeout check {check}s\n    option redispatch 1\n    retries 3\n    retry-on conn-failure empty-response 502 503\n\n\
          frontend http\n    bind *:{listen}\n    default_backend lbs\n\n\
-         backend lbs\n    balance roundrobin\n    option httpchk GET {path}\n    http-check expect status 200\n\
+         backend lbs\n    balance roundrobin\n    http-request disable-l7-retry if !METH_GET !METH_HEAD\n    option httpchk GET {path}\n    http-check expect status 200\n\
          \x20   default-server inter {interval}s fall {fall} rise {rise}\n",
         name = lb.name,
         listen = lb.listen_port,

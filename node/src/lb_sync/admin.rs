@@ -54,14 +54,20 @@ pub fn is_host_port(address: &str) -> bool {
     !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') && port.parse::<u16>().is_ok_and(|p| p != 0)
 }
 
-/// The upstreams file: the Mesos leader, and Marathon's leader (or every Marathon while its
-/// leader is unknown: those that do not lead answer for it).
-pub fn render_upstreams(mesos: &str, marathons: &[String]) -> String {
+/// The upstreams file: the Mesos leader, and Marathon's leader with every other Marathon as a
+/// backup (or every Marathon alike while its leader is unknown). Any Marathon answers for its
+/// leader, so a leader lost since the last poll costs a connect timeout, not a failed request;
+/// a Mesos master that does not lead would only redirect, so Mesos gets its leader alone.
+pub fn render_upstreams(mesos: &str, marathon_leader: Option<&str>, marathons: &[String]) -> String {
     let mut text = String::from("# Written by lb-sync --mode=admin: the current leaders.\n");
     text.push_str(&format!("upstream mesos {{\n    server {mesos} max_fails=0;\n}}\n"));
     text.push_str("upstream marathon {\n");
-    for marathon in marathons {
-        text.push_str(&format!("    server {marathon} max_fails=0;\n"));
+    if let Some(leader) = marathon_leader {
+        text.push_str(&format!("    server {leader} max_fails=0;\n"));
+    }
+    for marathon in marathons.iter().filter(|m| Some(m.as_str()) != marathon_leader) {
+        let backup = if marathon_leader.is_some() { " backup" } else { "" };
+        text.push_str(&format!("    server {marathon} max_fails=0{backup};\n"));
     }
     text.push_str("}\n");
     text
@@ -115,12 +121,11 @@ pub async fn run(config: AdminConfig, shutdown: impl Future<Output = ()>) {
             marathon_leader = Some(leader);
         }
         if let Some(mesos) = &mesos_leader {
-            let marathons = marathon_leader.clone().map_or_else(|| all_marathons.clone(), |l| vec![l]);
-            let text = render_upstreams(mesos, &marathons);
+            let text = render_upstreams(mesos, marathon_leader.as_deref(), &all_marathons);
             if installed.as_deref() != Some(text.as_str()) {
                 match install(&config.nginx, &text).await {
                     Ok(()) => {
-                        tracing::info!(mesos = %mesos, marathon = ?marathons, "admin entry now sends to the leaders");
+                        tracing::info!(mesos = %mesos, marathon = ?marathon_leader, "admin entry now sends to the leaders");
                         installed = Some(text);
                     }
                     Err(e) => {
@@ -166,12 +171,21 @@ mod tests {
 
     #[test]
     fn upstreams_name_the_leaders() {
-        let text = render_upstreams("10.20.144.10:5050", &["10.20.128.10:8080".into()]);
+        let all = ["10.20.128.10:8080".to_owned(), "10.20.144.10:8080".to_owned()];
+        let text = render_upstreams("10.20.144.10:5050", Some("10.20.144.10:8080"), &all);
         assert_eq!(
             text,
             "# Written by lb-sync --mode=admin: the current leaders.\n\
              upstream mesos {\n    server 10.20.144.10:5050 max_fails=0;\n}\n\
-             upstream marathon {\n    server 10.20.128.10:8080 max_fails=0;\n}\n"
+             upstream marathon {\n    server 10.20.144.10:8080 max_fails=0;\n    server 10.20.128.10:8080 max_fails=0 backup;\n}\n"
+        );
+        // No known Marathon leader: every Marathon alike.
+        let text = render_upstreams("10.20.144.10:5050", None, &all);
+        assert!(
+            text.ends_with(
+                "upstream marathon {\n    server 10.20.128.10:8080 max_fails=0;\n    server 10.20.144.10:8080 max_fails=0;\n}\n"
+            ),
+            "{text}"
         );
     }
 

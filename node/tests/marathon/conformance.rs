@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::{Platform, web_app};
 use crate::support::eventually;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/marathon-api/v2/examples");
+/// The upstream examples, kept in the repository as test data.
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/marathon/testdata");
 
 fn example(name: &str) -> Value {
     let path = format!("{EXAMPLES}/{name}");
