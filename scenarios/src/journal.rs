@@ -180,6 +180,9 @@ pub fn fault_result(w: FaultWindow<'_>) -> FaultResult {
     let window: Vec<&Sample> = w.samples.iter().filter(|s| s.t_ms >= start_ms && s.t_ms <= end_ms).collect();
     let failed = window.iter().filter(|s| !s.ok()).count() as u64;
     let views: Vec<&ViewPoint> = w.views.iter().filter(|v| v.t_ms >= start_ms && v.t_ms <= end_ms).collect();
+    // Leaders are compared with the last ones seen before the fault: a leader killed at once
+    // may never be seen inside the window.
+    let before = w.views.iter().filter(|v| v.t_ms < start_ms).next_back();
     let mut leader_changes = BTreeMap::new();
     for (component, leader) in [
         (
@@ -190,7 +193,7 @@ pub fn fault_result(w: FaultWindow<'_>) -> FaultResult {
         ("zookeeper", |v: &ViewPoint| v.zookeeper_leader.clone()),
     ] {
         // A leader that goes missing and comes back is not a change; a new one is.
-        let known: Vec<String> = views.iter().filter_map(|v| leader(v)).collect();
+        let known: Vec<String> = before.into_iter().chain(views.iter().copied()).filter_map(leader).collect();
         let changes = known.windows(2).filter(|pair| pair[0] != pair[1]).count() as u32;
         leader_changes.insert(component.to_string(), changes);
     }
@@ -429,6 +432,33 @@ mod tests {
             lost_slaves: vec!["a".into()],
             lost_lbs: vec![],
         }
+    }
+
+    #[test]
+    fn a_leader_lost_before_the_first_view_of_the_fault_is_still_a_change() {
+        // The leader is killed at t=1.0; no master names a leader until master-2 leads at t=3.
+        let mut gap = point(2_000, &["a", "b"], 2, "master-1");
+        gap.mesos_leader = None;
+        let views = [
+            point(500, &["a", "b"], 2, "master-1"),
+            gap,
+            point(3_000, &["a", "b"], 2, "master-2"),
+        ];
+        let r = fault_result(FaultWindow {
+            plan: &plan(),
+            start: 1.0,
+            end: 4.0,
+            heal: None,
+            recovery_seconds: Some(2.0),
+            recovery_from_heal: false,
+            unrecovered: vec![],
+            samples: &[],
+            views: &views,
+            baseline_tasks: &["www.a".to_string(), "www.b".to_string()],
+            capacity_note: None,
+        });
+        assert_eq!(r.leader_changes["mesos"], 1);
+        assert_eq!(r.leader_changes["marathon"], 0);
     }
 
     #[test]

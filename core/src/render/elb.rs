@@ -72,8 +72,8 @@ impl LoadBalancerSpec {
 ///   keeps only the connection-failure retry, when nothing was sent);
 /// - `timeout server 15s`: longer than an lb's own retry budget, so no lb retry is cut off;
 /// - checks: HAProxy checks every `interval_secs` (1 s in the sim, where the ELB checks every
-///   5 s), so an lb is taken out after twice the ELB's threshold of failed checks, each given
-///   2 s: a lossy lb whose checks fail now and then stays in, a dead one is out in seconds.
+///   5 s) and takes an lb out after the ELB's threshold of failed checks, each given 2 s: a
+///   dead lb is out in seconds (waiting for twice as many cost `kill-lbs 1` its target).
 pub fn haproxy_cfg(lb: &LoadBalancerSpec, members: &[(String, Ipv4Addr)]) -> String {
     let hc = &lb.health_check;
     let mut cfg = format!(
@@ -89,7 +89,7 @@ pub fn haproxy_cfg(lb: &LoadBalancerSpec, members: &[(String, Ipv4Addr)]) -> Str
         path = hc.path,
         check = hc.timeout_secs.max(2),
         interval = hc.interval_secs,
-        fall = hc.unhealthy_threshold * 2,
+        fall = hc.unhealthy_threshold,
         rise = hc.healthy_threshold,
     );
     for (name, address) in members {
