@@ -182,7 +182,7 @@ pub fn fault_result(w: FaultWindow<'_>) -> FaultResult {
     let views: Vec<&ViewPoint> = w.views.iter().filter(|v| v.t_ms >= start_ms && v.t_ms <= end_ms).collect();
     // Leaders are compared with the last ones seen before the fault: a leader killed at once
     // may never be seen inside the window.
-    let before = w.views.iter().filter(|v| v.t_ms < start_ms).next_back();
+    let before = w.views.iter().rfind(|v| v.t_ms < start_ms);
     let mut leader_changes = BTreeMap::new();
     for (component, leader) in [
         (

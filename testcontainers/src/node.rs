@@ -21,7 +21,8 @@ impl NodeImage {
     /// # Panics
     /// When the `paas-node` binary cannot be found (build it with `cargo build --workspace --bins --tests`).
     pub fn current() -> NodeImage {
-        let inputs = paas_docker::images::ImageInputs::from_env().expect("finding paas-node (build it: cargo build --workspace --bins --tests)");
+        let inputs =
+            paas_docker::images::ImageInputs::from_env().expect("finding paas-node (build it: cargo build --workspace --bins --tests)");
         let node = inputs.tags().expect("hashing the image inputs").node;
         let (name, tag) = node.split_once(':').expect("tags are name:tag");
         NodeImage {

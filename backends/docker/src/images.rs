@@ -86,7 +86,9 @@ pub enum ImageProgress {
 /// Why images could not be listed or built.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot find the paas-node binary (looked at {looked_at}); build it with `cargo build --workspace --bins --tests` or set PAAS_NODE_BINARY")]
+    #[error(
+        "cannot find the paas-node binary (looked at {looked_at}); build it with `cargo build --workspace --bins --tests` or set PAAS_NODE_BINARY"
+    )]
     NodeBinaryMissing { looked_at: String },
     #[error("reading {path}")]
     Read {
