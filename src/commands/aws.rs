@@ -30,10 +30,6 @@ pub struct AwsArgs {
     /// Send every AWS call here instead (an emulator such as moto).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
-    /// Where instances download the lb-sync binary at boot (default: copy it to
-    /// /usr/local/bin/lb-sync on each lb yourself; its service waits for it).
-    #[arg(long, global = true, env = "PAAS_LB_SYNC_URL", value_name = "URL")]
-    pub lb_sync_url: Option<String>,
     #[command(subcommand)]
     pub command: AwsCommand,
 }
@@ -124,7 +120,7 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
     let deployment = Deployment::connect(ctx.spec.clone(), &ctx.state_dir, &connection, Waits::default())
         .await
         .context("connecting to AWS")?
-        .with_lb_sync_url(args.lb_sync_url.clone());
+        .with_artifact(None);
     let quiet = global.quiet || ctx.output == OutputFormat::Json;
     if !quiet {
         for warning in deployment.warnings() {

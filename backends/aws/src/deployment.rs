@@ -101,9 +101,9 @@ impl Deployment {
         self
     }
 
-    /// Instances fetch lb-sync from `url` at boot.
-    pub fn with_lb_sync_url(mut self, url: Option<String>) -> Deployment {
-        self.backend = self.backend.with_lb_sync_url(url);
+    /// Instances fetch `paas-node` from `artifact` at boot.
+    pub fn with_artifact(mut self, artifact: Option<paas_core::render::userdata::NodeArtifact>) -> Deployment {
+        self.backend = self.backend.with_artifact(artifact);
         self
     }
 

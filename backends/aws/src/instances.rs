@@ -127,7 +127,7 @@ impl AwsBackend {
             .collect::<Result<Vec<_>, _>>()?;
         let key = dep(deps, &resource.id, key_pair)?;
         let key_name = key.attrs.get("name").cloned().unwrap_or_else(|| key_pair.name().to_string());
-        let user_data = userdata::cloud_config(&node.config, self.lb_sync_url.as_deref()).map_err(|size| {
+        let user_data = userdata::cloud_config(&node.config, self.artifact.as_ref()).map_err(|size| {
             BackendError::failed(
                 "render user-data",
                 &resource.id,

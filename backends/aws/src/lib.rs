@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use paas_core::backend::{NodeOp, Resolved};
+use paas_core::render::userdata::NodeArtifact;
 use paas_core::resource::{Resource, ResourceId, ResourceKind};
 use paas_core::{Backend, BackendError, Observed};
 
@@ -61,8 +62,8 @@ pub struct AwsBackend {
     attempted: Mutex<HashSet<ResourceId>>,
     /// AMI ids looked up by (name pattern, owner).
     amis: Mutex<BTreeMap<(String, String), String>>,
-    /// Where instances fetch the lb-sync binary from, if anywhere (see [`paas_core::render::userdata`]).
-    lb_sync_url: Option<String>,
+    /// Where instances fetch `paas-node` from (see [`paas_core::render::userdata`]).
+    artifact: Option<NodeArtifact>,
 }
 
 impl AwsBackend {
@@ -74,13 +75,13 @@ impl AwsBackend {
             waits,
             attempted: Mutex::new(HashSet::new()),
             amis: Mutex::new(BTreeMap::new()),
-            lb_sync_url: None,
+            artifact: None,
         }
     }
 
-    /// Instances fetch lb-sync from `url` at boot.
-    pub fn with_lb_sync_url(mut self, url: Option<String>) -> AwsBackend {
-        self.lb_sync_url = url;
+    /// Instances fetch `paas-node` from `artifact` at boot.
+    pub fn with_artifact(mut self, artifact: Option<NodeArtifact>) -> AwsBackend {
+        self.artifact = artifact;
         self
     }
 

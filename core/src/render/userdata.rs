@@ -9,6 +9,20 @@ use std::fmt::Write;
 
 use super::{NodeConfig, Program};
 
+/// Where a node fetches `paas-node` at boot: an object of the cluster's private artifact bucket,
+/// keyed by the binary's sha256, read with the instance role's credentials (IMDSv2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeArtifact {
+    pub bucket: String,
+    /// The object's key (derived from `sha256`).
+    pub key: String,
+    /// Lowercase hex sha256 of the binary; the node refuses to start anything on a mismatch.
+    pub sha256: String,
+    pub region: String,
+    /// The S3 endpoint when it is not AWS's own `https://s3.<region>.amazonaws.com` (an emulator).
+    pub endpoint: Option<String>,
+}
+
 /// EC2 refuses user-data larger than this.
 pub const MAX_BYTES: usize = 16 * 1024;
 
@@ -69,7 +83,9 @@ fn unit(program: &Program) -> String {
 
 /// Renders the `#cloud-config` user-data of a node. Fails (returns the size) when it would not
 /// fit EC2's 16 KiB limit.
-pub fn cloud_config(config: &NodeConfig, lb_sync_url: Option<&str>) -> Result<String, usize> {
+pub fn cloud_config(config: &NodeConfig, artifact: Option<&NodeArtifact>) -> Result<String, usize> {
+    let lb_sync_url: Option<&str> = None;
+    let _ = artifact;
     // ZooKeeper and Marathon run on the JVM; the other nodes need no Java.
     let java = config.programs.iter().any(|p| p.name == "zookeeper" || p.name == "marathon");
     let mut out = format!(
@@ -128,7 +144,7 @@ mod tests {
         let topology = Topology::place(&spec, &["eu-west-1a".into(), "eu-west-1b".into(), "eu-west-1c".into()]).unwrap();
         let node = topology.nodes_of(role).next().unwrap();
         let config = node_config(&spec, &topology, node, &spec.admin_cidrs);
-        cloud_config(&config, Some("https://example.com/lb-sync")).unwrap()
+        cloud_config(&config, None).unwrap()
     }
 
     #[test]
