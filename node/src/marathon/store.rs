@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use zookeeper_client::{Acls, Client, CreateMode, Error as ZkClientError};
 
 use super::wire::VersionInfo;
-use crate::zk::{ZkError, ensure_path};
+use crate::zk::ZkError;
 
 /// A launched task as persisted: enough to reconcile it and to serve it until Mesos answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +58,33 @@ fn op(operation: &'static str, path: &str) -> impl FnOnce(ZkClientError) -> ZkEr
     move |source| ZkError::Operation { operation, path, source }
 }
 
+/// How many times one request is sent when connections keep dropping under it.
+const ATTEMPTS: usize = 3;
+
+/// Sends a request again when ZooKeeper's client lost its connection while the request was in
+/// flight. The client fails such a request with [`ZkClientError::ConnectionLoss`] instead of
+/// resending it, since it cannot know whether the server applied it; it keeps the session and
+/// holds requests made while it reconnects until the new connection is up. Left alone, a
+/// loaded server missing one ping (a second and a half with a 10 s session) turns a read into
+/// a 503. Every request of this store is safe to repeat: reads, writes without a version,
+/// creates whose `NodeExists` turns into a write, deletes that accept a missing node.
+async fn again_on_connection_loss<T, F, Fut>(mut request: F) -> Result<T, ZkClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, ZkClientError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match request().await {
+            Err(ZkClientError::ConnectionLoss) if attempt < ATTEMPTS => {
+                tracing::debug!(attempt, "ZooKeeper connection lost under a request; sending it again");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
 /// `/shop/cart` → `shop%2Fcart`: znode names cannot hold `/`, and app ids cannot hold `%`.
 fn encode(id: &str) -> String {
     id.trim_start_matches('/').replace('/', "%2F")
@@ -97,37 +124,42 @@ impl Store {
 
     /// Creates the folders. Fails on ZooKeeper errors.
     pub async fn init(&self, zk: &Client) -> Result<(), ZkError> {
-        ensure_path(zk, &self.apps()).await?;
-        ensure_path(zk, &self.tasks()).await?;
-        ensure_path(zk, &self.versions()).await?;
-        ensure_path(zk, &self.groups()).await?;
-        ensure_path(zk, &self.leader_dir()).await
+        for dir in [self.apps(), self.tasks(), self.versions(), self.groups(), self.leader_dir()] {
+            mkdir(zk, &dir).await?;
+        }
+        Ok(())
     }
 
     async fn put(&self, zk: &Client, path: &str, data: &[u8]) -> Result<(), ZkError> {
-        match zk.set_data(path, data, None).await {
-            Ok(_) => Ok(()),
-            Err(ZkClientError::NoNode) => {
-                let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
-                zk.create(path, data, &options).await.map(|_| ()).map_err(op("create", path))
+        let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
+        again_on_connection_loss(|| async {
+            match zk.set_data(path, data, None).await {
+                Ok(_) => Ok(()),
+                Err(ZkClientError::NoNode) => match zk.create(path, data, &options).await {
+                    // Created meanwhile (by an attempt whose answer was lost, or a peer): write.
+                    Err(ZkClientError::NodeExists) => zk.set_data(path, data, None).await.map(|_| ()),
+                    result => result.map(|_| ()),
+                },
+                Err(e) => Err(e),
             }
-            Err(e) => Err(op("write", path)(e)),
-        }
+        })
+        .await
+        .map_err(op("write", path))
     }
 
     async fn remove(&self, zk: &Client, path: &str) -> Result<(), ZkError> {
-        match zk.delete(path, None).await {
+        match again_on_connection_loss(|| zk.delete(path, None)).await {
             Ok(()) | Err(ZkClientError::NoNode) => Ok(()),
             Err(e) => Err(op("delete", path)(e)),
         }
     }
 
     async fn load_all<T: for<'de> Deserialize<'de>>(&self, zk: &Client, dir: &str) -> Result<Vec<T>, ZkError> {
-        let names = zk.list_children(dir).await.map_err(op("list", dir))?;
+        let names = again_on_connection_loss(|| zk.list_children(dir)).await.map_err(op("list", dir))?;
         let mut out = Vec::new();
         for name in names {
             let path = format!("{dir}/{name}");
-            match zk.get_data(&path).await {
+            match again_on_connection_loss(|| zk.get_data(&path)).await {
                 Ok((data, _)) => match serde_json::from_slice(&data) {
                     Ok(item) => out.push(item),
                     Err(e) => tracing::warn!(%path, error = %e, "skipping an unreadable record"),
@@ -145,7 +177,7 @@ impl Store {
         // Strings, numbers and maps with string keys: serializing cannot fail.
         let data = serde_json::to_vec(app).expect("an app record serializes");
         let history = format!("{}/{}", self.versions(), encode(id));
-        ensure_path(zk, &history).await?;
+        mkdir(zk, &history).await?;
         // Version names are timestamps; `:` is fine in a znode name.
         self.put(zk, &format!("{history}/{}", app.version), &data).await?;
         self.put(zk, &format!("{}/{}", self.apps(), encode(id)), &data).await
@@ -155,7 +187,7 @@ impl Store {
     pub async fn delete_app(&self, zk: &Client, id: &str) -> Result<(), ZkError> {
         self.remove(zk, &format!("{}/{}", self.apps(), encode(id))).await?;
         let history = format!("{}/{}", self.versions(), encode(id));
-        match zk.list_children(&history).await {
+        match again_on_connection_loss(|| zk.list_children(&history)).await {
             Ok(names) => {
                 for name in names {
                     self.remove(zk, &format!("{history}/{name}")).await?;
@@ -170,7 +202,7 @@ impl Store {
     /// The versions kept of an app, oldest first.
     pub async fn list_versions(&self, zk: &Client, id: &str) -> Result<Vec<String>, ZkError> {
         let history = format!("{}/{}", self.versions(), encode(id));
-        match zk.list_children(&history).await {
+        match again_on_connection_loss(|| zk.list_children(&history)).await {
             Ok(mut names) => {
                 names.sort();
                 Ok(names)
@@ -186,7 +218,7 @@ impl Store {
             return Ok(None);
         }
         let path = format!("{}/{}/{version}", self.versions(), encode(id));
-        match zk.get_data(&path).await {
+        match again_on_connection_loss(|| zk.get_data(&path)).await {
             Ok((data, _)) => Ok(serde_json::from_slice(&data).ok()),
             Err(ZkClientError::NoNode | ZkClientError::BadArguments(_)) => Ok(None),
             Err(e) => Err(op("read", &path)(e)),
@@ -210,11 +242,12 @@ impl Store {
     }
 
     pub async fn load_groups(&self, zk: &Client) -> Result<Vec<GroupRecord>, ZkError> {
-        match zk.list_children(&self.groups()).await {
-            Ok(_) => self.load_all(zk, &self.groups()).await,
+        let groups = self.groups();
+        match again_on_connection_loss(|| zk.list_children(&groups)).await {
+            Ok(_) => self.load_all(zk, &groups).await,
             // Stores written before groups were kept have no folder for them.
             Err(ZkClientError::NoNode) => Ok(Vec::new()),
-            Err(e) => Err(op("list", &self.groups())(e)),
+            Err(e) => Err(op("list", &groups)(e)),
         }
     }
 
@@ -237,10 +270,18 @@ impl Store {
 
     pub async fn load_framework_id(&self, zk: &Client) -> Result<Option<String>, ZkError> {
         let path = self.framework_id_path();
-        match zk.get_data(&path).await {
+        match again_on_connection_loss(|| zk.get_data(&path)).await {
             Ok((data, _)) => Ok(Some(String::from_utf8_lossy(&data).into_owned())),
             Err(ZkClientError::NoNode) => Ok(None),
             Err(e) => Err(op("read", &path)(e)),
         }
     }
+}
+
+/// Creates `path` and its missing parents (`mkdir -p`), again after a lost connection.
+async fn mkdir(zk: &Client, path: &str) -> Result<(), ZkError> {
+    let options = CreateMode::Persistent.with_acls(Acls::anyone_all());
+    again_on_connection_loss(|| zk.mkdir(path, &options))
+        .await
+        .map_err(op("mkdir", path))
 }

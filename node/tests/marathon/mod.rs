@@ -6,6 +6,7 @@ mod conformance;
 mod failover;
 mod health;
 mod restart;
+mod store;
 mod survives_any_input;
 
 use std::time::Duration;
