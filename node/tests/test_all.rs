@@ -1,7 +1,6 @@
 //! One integration-test binary for `paas-node`: real ZooKeeper, real nginx, the programs as processes.
 
 mod clients;
-mod lb_sync;
 mod marathon;
 mod mesos;
 mod supervise;

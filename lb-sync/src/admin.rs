@@ -3,8 +3,8 @@
 //! leader's view (a Mesos master that does not lead has an empty cluster, and its redirect
 //! names a private address no browser outside the cluster reaches).
 //!
-//! The Mesos leader is read from ZooKeeper as Mesos' own detector does (the lowest `json.info_*`
-//! znode, [`crate::mesos::detector`]); Marathon's from `GET /v2/leader` of any Marathon. The
+//! The Mesos leader comes from whoever runs lb-sync ([`crate::MesosLeader`]; `paas-node` reads it
+//! from ZooKeeper as Mesos' own detector does); Marathon's from `GET /v2/leader` of any Marathon. The
 //! upstreams file (`upstream mesos {...}` and `upstream marathon {...}`, included by the admin
 //! nginx config) is rendered, checked with `nginx -t`, swapped atomically, and nginx reloaded,
 //! only when a leader changed. While a leader is unknown the last one stays; before the first
@@ -15,9 +15,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::nginx::Nginx;
-use crate::mesos::detector;
-use crate::mesos::v1::MasterInfo;
-use crate::zk::ZkUrl;
+use crate::MesosLeader;
 
 /// How long asking one Marathon for its leader may take.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,24 +23,13 @@ const LEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// What admin mode needs.
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
-    /// The Mesos cluster in ZooKeeper: `zk://h1:2181,h2:2181/mesos`.
-    pub mesos_zk: ZkUrl,
+    /// The leading Mesos master, as it changes.
+    pub mesos_leader: MesosLeader,
     /// Marathon base URLs; any of them names the leader.
     pub marathons: Vec<Url>,
     pub nginx: Nginx,
     /// How often Marathon's leader is asked (Mesos' is followed by ZooKeeper watches).
     pub poll: Duration,
-    pub zk_session_timeout: Duration,
-}
-
-/// `host:port` of a Mesos master, as its MasterInfo advertises it.
-pub fn mesos_address(info: &MasterInfo) -> String {
-    let host = info
-        .address
-        .as_ref()
-        .and_then(|a| a.ip.clone())
-        .unwrap_or_else(|| info.ipv4().to_string());
-    format!("{host}:{}", info.port)
 }
 
 /// Whether `address` is a plain `host:port` that is safe to write into nginx's config (no
@@ -106,7 +93,7 @@ pub async fn run(config: AdminConfig, shutdown: impl Future<Output = ()>) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("building the HTTP client");
-    let mut mesos = detector::detect(config.mesos_zk.clone(), config.zk_session_timeout);
+    let mut mesos = config.mesos_leader;
     let all_marathons: Vec<String> = config.marathons.iter().filter_map(host_port).collect();
     let (mut mesos_leader, mut marathon_leader): (Option<String>, Option<String>) = (None, None);
     let mut installed: Option<String> = None;
@@ -114,7 +101,7 @@ pub async fn run(config: AdminConfig, shutdown: impl Future<Output = ()>) {
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
-        if let Some(leader) = mesos.borrow_and_update().as_ref().map(mesos_address).filter(|a| is_host_port(a)) {
+        if let Some(leader) = mesos.borrow_and_update().clone().filter(|a| is_host_port(a)) {
             mesos_leader = Some(leader);
         }
         if let Some(leader) = ask_marathon_leader(&http, &config.marathons).await {
@@ -138,7 +125,7 @@ pub async fn run(config: AdminConfig, shutdown: impl Future<Output = ()>) {
             // Cancel-safe: the watch keeps the latest value, read at the top of the loop.
             changed = mesos.changed() => {
                 if changed.is_err() {
-                    // The detector never stops while its receiver lives; poll on regardless.
+                    // The leader is no longer followed: keep the last one and poll Marathon on.
                     poll.tick().await;
                 }
             }
@@ -187,22 +174,5 @@ mod tests {
             ),
             "{text}"
         );
-    }
-
-    #[test]
-    fn mesos_address_prefers_the_advertised_ip() {
-        let info = MasterInfo {
-            ip: MasterInfo::encode_ip("10.0.0.9".parse().unwrap()),
-            port: 5050,
-            address: Some(crate::mesos::v1::Address {
-                hostname: Some("m1".into()),
-                ip: Some("10.0.0.7".into()),
-                port: 5050,
-            }),
-            ..MasterInfo::default()
-        };
-        assert_eq!(mesos_address(&info), "10.0.0.7:5050");
-        let bare = MasterInfo { address: None, ..info };
-        assert_eq!(mesos_address(&bare), "10.0.0.9:5050");
     }
 }

@@ -117,11 +117,11 @@ async fn lb_sync_a_killed_task_fails_no_request_while_it_leaves() {
             bad
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sent_more(&sent, 20).await;
     servers[1].kill().await;
-    // Marathon notices the loss only a while later; nginx must route around the dead task meanwhile.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before_report = sent.load(Ordering::Relaxed);
+    // Marathon notices the loss only a while later; nginx must route around the dead task
+    // meanwhile, for a good number of requests.
+    sent_more(&sent, 150).await;
     cluster.set_app(
         "/app",
         &[],
@@ -132,7 +132,7 @@ async fn lb_sync_a_killed_task_fails_no_request_while_it_leaves() {
     );
     marathon.publish_status_update("/app", "TASK_KILLED");
     wait_served_by(nginx.port, &host, &["k1", "k3"], CONVERGE).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    sent_more(&sent, 20).await;
     stop.store(true, Ordering::Relaxed);
     let mut failures = Vec::new();
     for client in clients {
@@ -140,15 +140,20 @@ async fn lb_sync_a_killed_task_fails_no_request_while_it_leaves() {
     }
     let total = sent.load(Ordering::Relaxed);
     assert!(
-        before_report > 50,
-        "too few requests while the task was dead but routed: {before_report}"
-    );
-    assert!(
         failures.is_empty(),
         "{} of {total} requests failed: {:?}",
         failures.len(),
         &failures[..failures.len().min(5)]
     );
+}
+
+/// Waits until the clients counting into `sent` have sent `more` requests.
+async fn sent_more(sent: &AtomicUsize, more: usize) {
+    let target = sent.load(Ordering::Relaxed) + more;
+    crate::support::eventually(CONVERGE, &format!("{more} more requests sent"), || async {
+        (sent.load(Ordering::Relaxed) >= target).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -200,7 +205,8 @@ async fn lb_sync_fails_over_between_marathons_and_keeps_the_last_good_routes() {
     let mut first = MarathonDouble::start(0, cluster.clone()).await;
     let mut second = MarathonDouble::start(0, cluster.clone()).await;
     let first_port = first.server.port;
-    let _lb_sync = start_lb_sync(&nginx, &[first.url(), second.url()], &[]);
+    // A short resync, so that lb-sync reads the apps (and finds no Marathon) soon after both die.
+    let lb_sync = start_lb_sync(&nginx, &[first.url(), second.url()], &["--resync=1s"]);
     let host = format!("app.{DOMAIN}");
     wait_served_by(nginx.port, &host, &["f1", "f2", "f3"], CONVERGE).await;
 
@@ -211,15 +217,19 @@ async fn lb_sync_fails_over_between_marathons_and_keeps_the_last_good_routes() {
     second.publish_status_update("/app", "TASK_KILLED");
     wait_served_by(nginx.port, &host, &["f1", "f2"], CONVERGE).await;
 
-    // Every Marathon gone: nginx keeps serving the last good routes, untouched.
+    // Every Marathon gone: once a sync has found none answering, nginx still serves the last
+    // good routes, untouched.
+    let failed_syncs = lb_sync.log_text().matches("route sync failed").count();
     second.kill().await;
     let routes = nginx.routes_text();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    lb_sync
+        .wait_logged("route sync failed", failed_syncs, Duration::from_secs(10))
+        .await;
     wait_served_by(nginx.port, &host, &["f1", "f2"], Duration::from_secs(1)).await;
     assert_eq!(nginx.routes_text(), routes, "the routes file changed while no Marathon answered");
 
     // A Marathon comes back (on the first one's address) with changes made meanwhile, and no
-    // event for them: the reconnect alone must resync.
+    // event for them: lb-sync reads them on its own (the reconnect, a retry or the resync).
     cluster.set_app("/app", &[], &specs(&servers[2..]));
     let _back = MarathonDouble::start(first_port, cluster.clone()).await;
     wait_served_by(nginx.port, &host, &["f3"], Duration::from_secs(15)).await;
@@ -341,26 +351,46 @@ async fn lb_sync_coalesces_bursts_and_reloads_only_on_change() {
     let _lb_sync = start_lb_sync(&nginx, &[marathon.url()], &[]);
     let host = format!("app.{DOMAIN}");
     wait_served_by(nginx.port, &host, &["b1"], CONVERGE).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let settled = nginx.reloads();
     assert!(settled >= 1, "nginx was never reloaded");
 
-    // Events that change nothing cause no reload.
+    // Events that change nothing cause no reload. lb-sync handles events in order, so once a
+    // marker app published after them is served, any reload they caused has happened already:
+    // exactly one reload (the marker's) may show.
     for _ in 0..100 {
         marathon.publish_status_update("/app", "TASK_RUNNING");
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(nginx.reloads(), settled, "nginx reloaded although the routes did not change");
+    let after_noops = marker(&cluster, &marathon, &nginx, &servers[0], "marker-1").await;
+    assert_eq!(after_noops, settled + 1, "nginx reloaded although the routes did not change");
+    let settled = after_noops;
 
-    // A burst of 100 changes (a deployment scaling up task by task) costs a handful of reloads.
+    // A burst of 100 changes (a deployment scaling up task by task) costs a handful of reloads;
+    // the marker after it counts every reload the burst caused.
     for step in 0..100 {
         cluster.set_app("/app", &[], &specs(&servers[..1 + step * 4 / 99]));
         marathon.publish_status_update("/app", "TASK_RUNNING");
     }
     wait_served_by(nginx.port, &host, &["b1", "b2", "b3", "b4", "b5"], CONVERGE).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let burst = nginx.reloads() - settled;
+    let after = marker(&cluster, &marathon, &nginx, &servers[0], "marker-2").await;
+    let burst = after - settled - 1;
     assert!((1..=5).contains(&burst), "{burst} reloads for one burst of 100 changes");
+}
+
+/// Adds app `/<name>` (served by `server`), waits until nginx serves it, and returns how many
+/// reloads nginx has had by then: its own reload and every one before it.
+async fn marker(cluster: &Cluster, marathon: &MarathonDouble, nginx: &NginxServer, server: &TaskServer, name: &str) -> usize {
+    cluster.set_app(
+        &format!("/{name}"),
+        &[],
+        &[TaskSpec::running(&format!("{name}-task"), server.port())],
+    );
+    marathon.publish_status_update(&format!("/{name}"), "TASK_RUNNING");
+    let host = format!("{name}.{DOMAIN}");
+    crate::support::eventually(CONVERGE, &format!("{host} served"), || async {
+        matches!(get(nginx.port, &host).await, Some((200, _))).then_some(())
+    })
+    .await;
+    nginx.reloads()
 }
 
 #[tokio::test]

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use paas_node::lb_sync::render::render;
-use paas_node::lb_sync::route::{RoutingTable, VirtualHost};
-use paas_node::lb_sync::wire;
+use paas_lb_sync::render::render;
+use paas_lb_sync::route::{RoutingTable, VirtualHost};
+use paas_lb_sync::wire;
 use proptest::prelude::*;
 
 use super::nginx::{main_conf, nginx_bin};

@@ -4,10 +4,10 @@
 use clap::Parser;
 use paas_core::render::{nginx as core_nginx, paths, ports};
 use paas_core::{ClusterSpec, Topology};
-use paas_node::lb_sync::Args;
-use paas_node::lb_sync::render::render;
-use paas_node::lb_sync::route::{RoutingTable, VirtualHost};
-use paas_node::lb_sync::wire::AppList;
+use paas_lb_sync::Args;
+use paas_lb_sync::render::render;
+use paas_lb_sync::route::{RoutingTable, VirtualHost};
+use paas_lb_sync::wire::AppList;
 
 use super::nginx::nginx_bin;
 

@@ -1,4 +1,6 @@
-//! `paas-node lb-sync`: keeps nginx routing every Marathon app `/foo` as `foo.<domain>`.
+//! lb-sync, shipped as `paas-node lb-sync`: keeps nginx routing every Marathon app `/foo` as
+//! `foo.<domain>`. It is the one program that serves production traffic, so it is a crate of its
+//! own that knows nothing of the sim's Mesos and Marathon programs.
 //!
 //! It follows Marathon's `/v2/events` stream on any reachable Marathon (failing over between
 //! them with backoff), coalesces bursts of events, reads `/v2/apps?embed=apps.tasks` after each
@@ -9,7 +11,9 @@
 //! no Marathon answers, nginx keeps the last good routes.
 //!
 //! With `--mode=admin` it keeps the admin entry's upstreams on the current Mesos and Marathon
-//! leaders instead ([`admin`]).
+//! leaders instead ([`admin`]). lb-sync speaks no ZooKeeper: whoever runs it hands it the
+//! leading Mesos master as a [`MesosLeader`] (`paas-node` passes the detector its Mesos agents
+//! use, so both find the leader the same way).
 //!
 //! Layout: [`wire`] (Marathon's JSON) → [`route`] (virtual hosts and backend tasks) →
 //! [`render`] (the routes file, pure) → [`nginx`] (check, install, reload); [`event`] decodes the
@@ -29,6 +33,8 @@ pub mod wire;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use self::follow::{Signals, follow_events};
 use self::marathons::Marathons;
@@ -73,16 +79,14 @@ pub struct Args {
     /// the current Mesos and Marathon leaders (`--nginx-conf` is then the upstreams file).
     #[arg(long, value_enum, default_value_t = Mode::Routes)]
     pub mode: Mode,
-    /// The Mesos cluster in ZooKeeper, e.g. zk://h1:2181,h2:2181/mesos (admin mode).
-    #[arg(long, required_if_eq("mode", "admin"))]
-    pub mesos_zk: Option<crate::zk::ZkUrl>,
     /// How often Marathon's leader is asked for (admin mode).
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub leader_poll: Duration,
-    /// ZooKeeper session timeout used to follow the Mesos leader (admin mode).
-    #[arg(long, default_value = "10secs", value_parser = humantime::parse_duration)]
-    pub zk_session_timeout: Duration,
 }
+
+/// The leading Mesos master as `host:port`, `None` while none leads (or none is known yet).
+/// Admin mode follows it; the sender side is whatever watches the Mesos cluster.
+pub type MesosLeader = watch::Receiver<Option<String>>;
 
 /// What lb-sync keeps in its nginx file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,21 +106,22 @@ pub enum StartError {
     Marathon(#[source] marathons::MarathonError),
     #[error("--resync must be longer than zero")]
     Resync,
-    #[error("--mode=admin needs --mesos-zk")]
-    MesosZk,
+    #[error("--mode=admin needs the leading Mesos master to follow (paas-node: --mesos-zk)")]
+    MesosLeader,
 }
 
-/// Runs lb-sync until Ctrl-C or SIGTERM.
+/// Runs lb-sync until Ctrl-C or SIGTERM; `mesos_leader` is needed in admin mode only.
 ///
-/// Fails only when the flags are invalid; Marathon or nginx failures are logged and retried.
-pub async fn run(args: Args) -> Result<(), StartError> {
-    run_until(args, shutdown_signal()).await
+/// Fails only when the flags are invalid (or admin mode has no `mesos_leader`); Marathon or
+/// nginx failures are logged and retried.
+pub async fn run(args: Args, mesos_leader: Option<MesosLeader>) -> Result<(), StartError> {
+    run_until(args, mesos_leader, shutdown_signal()).await
 }
 
 /// Runs lb-sync until `shutdown` completes.
 ///
-/// Fails only when the flags are invalid.
-pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+/// Fails only when the flags are invalid (or admin mode has no `mesos_leader`).
+pub async fn run_until(args: Args, mesos_leader: Option<MesosLeader>, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let domain = VirtualHost::parse(&args.domain).map_err(StartError::Domain)?;
     if args.resync.is_zero() {
         return Err(StartError::Resync);
@@ -130,7 +135,7 @@ pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result
     };
     if args.mode == Mode::Admin {
         let config = admin::AdminConfig {
-            mesos_zk: args.mesos_zk.ok_or(StartError::MesosZk)?,
+            mesos_leader: mesos_leader.ok_or(StartError::MesosLeader)?,
             marathons: args
                 .marathon
                 .iter()
@@ -138,7 +143,6 @@ pub async fn run_until(args: Args, shutdown: impl Future<Output = ()>) -> Result
                 .collect(),
             nginx,
             poll: args.leader_poll.max(Duration::from_millis(100)),
-            zk_session_timeout: args.zk_session_timeout,
         };
         admin::run(config, shutdown).await;
         return Ok(());

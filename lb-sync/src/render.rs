@@ -80,8 +80,8 @@ fn render_route(out: &mut String, route: &Route, listen: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lb_sync::route::VirtualHost;
-    use crate::lb_sync::wire;
+    use crate::route::VirtualHost;
+    use crate::wire;
 
     #[test]
     fn renders_upstreams_for_routable_tasks_and_503_for_apps_without_any() {
