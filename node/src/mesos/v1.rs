@@ -376,6 +376,209 @@ pub struct TaskInfo {
     pub health_check: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub discovery: Option<serde_json::Value>,
+    /// How a kill proceeds: the grace period between SIGTERM and SIGKILL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kill_policy: Option<KillPolicy>,
+}
+
+impl TaskInfo {
+    /// The typed `container`; `None` without one. Fails when it is not a `ContainerInfo`.
+    pub fn container_info(&self) -> Result<Option<ContainerInfo>, serde_json::Error> {
+        self.container.clone().map(serde_json::from_value).transpose()
+    }
+
+    /// The typed `health_check`; `None` without one. Fails when it is not a `HealthCheck`.
+    pub fn health_check_info(&self) -> Result<Option<HealthCheck>, serde_json::Error> {
+        self.health_check.clone().map(serde_json::from_value).transpose()
+    }
+}
+
+/// `DurationInfo`: nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DurationInfo {
+    pub nanoseconds: i64,
+}
+
+impl DurationInfo {
+    /// The duration; negative ones are zero.
+    pub fn to_std(self) -> std::time::Duration {
+        std::time::Duration::from_nanos(u64::try_from(self.nanoseconds).unwrap_or(0))
+    }
+
+    /// From whole or fractional seconds.
+    pub fn from_secs_f64(seconds: f64) -> Self {
+        Self {
+            nanoseconds: (seconds.max(0.0) * 1e9) as i64,
+        }
+    }
+}
+
+/// `KillPolicy`: Marathon sets `grace_period` from `taskKillGracePeriodSeconds`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KillPolicy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_period: Option<DurationInfo>,
+}
+
+/// `ContainerInfo.Type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerType {
+    #[default]
+    #[serde(rename = "MESOS")]
+    Mesos,
+    #[serde(rename = "DOCKER")]
+    Docker,
+    #[serde(other)]
+    Unknown,
+}
+
+/// `ContainerInfo.DockerInfo.Network`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DockerNetwork {
+    /// Mesos' default: the container shares the agent's network namespace.
+    #[default]
+    #[serde(rename = "HOST")]
+    Host,
+    #[serde(rename = "BRIDGE")]
+    Bridge,
+    #[serde(rename = "NONE")]
+    None,
+    #[serde(rename = "USER")]
+    User,
+    #[serde(other)]
+    Unknown,
+}
+
+/// `ContainerInfo.DockerInfo.PortMapping`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DockerPortMapping {
+    pub host_port: u32,
+    pub container_port: u32,
+    /// `tcp` (the default) or `udp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// `Parameter`: a `docker run` option as key and value (`--key=value`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Parameter {
+    pub key: String,
+    pub value: String,
+}
+
+/// `ContainerInfo.DockerInfo`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DockerInfo {
+    pub image: String,
+    pub network: DockerNetwork,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub port_mappings: Vec<DockerPortMapping>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<Parameter>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub force_pull_image: bool,
+}
+
+/// `Volume.Mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VolumeMode {
+    #[default]
+    #[serde(rename = "RW")]
+    Rw,
+    #[serde(rename = "RO")]
+    Ro,
+}
+
+/// `Volume`: a host path (absolute, or relative to the sandbox) mounted at `container_path`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Volume {
+    pub container_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<String>,
+    pub mode: VolumeMode,
+    /// Image, secret and source volumes: kept so a task using them can be refused by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<serde_json::Value>,
+}
+
+/// `NetworkInfo` (only its name is read: a Docker USER network).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `ContainerInfo`: how a task is contained. `DOCKER` runs it as a Docker container.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerInfo {
+    #[serde(rename = "type")]
+    pub kind: ContainerType,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerInfo>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_infos: Vec<NetworkInfo>,
+}
+
+/// `HealthCheck.Type`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HealthCheckType {
+    #[default]
+    #[serde(rename = "COMMAND")]
+    Command,
+    #[serde(rename = "HTTP")]
+    Http,
+    #[serde(rename = "TCP")]
+    Tcp,
+    #[serde(other)]
+    Unknown,
+}
+
+/// `HealthCheck`: a check the agent runs beside the task (Marathon's COMMAND checks and
+/// MESOS_* checks). Seconds as Mesos' defaults give them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthCheck {
+    #[serde(rename = "type")]
+    pub kind: HealthCheckType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandInfo>,
+    pub delay_seconds: f64,
+    pub interval_seconds: f64,
+    pub timeout_seconds: f64,
+    pub consecutive_failures: u32,
+    pub grace_period_seconds: f64,
+}
+
+impl Default for HealthCheck {
+    /// Mesos' defaults (`mesos.proto`): delay 15 s, interval 10 s, timeout 20 s, 3 failures,
+    /// grace 10 s.
+    fn default() -> Self {
+        Self {
+            kind: HealthCheckType::Command,
+            command: None,
+            delay_seconds: 15.0,
+            interval_seconds: 10.0,
+            timeout_seconds: 20.0,
+            consecutive_failures: 3,
+            grace_period_seconds: 10.0,
+        }
+    }
 }
 
 /// `TaskState`.

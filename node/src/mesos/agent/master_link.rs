@@ -134,6 +134,10 @@ async fn register(agent: &Agent, base: &str) -> anyhow::Result<AgentRegistered> 
         let mut guard = agent.lock();
         guard.agent_id = Some(registered.agent_id.clone());
     }
+    // A restarted agent re-registers under this id and so keeps its running containers.
+    if let Err(e) = super::checkpoint::save_agent_id(&agent.args.work_dir, &registered.agent_id) {
+        tracing::warn!(error = %format!("{e:#}"), "checkpointing the agent id; a restart will register afresh");
+    }
     // The master considers these tasks gone (their framework is gone, or this agent was removed).
     for kill in &registered.kill {
         agent.kill(&kill.framework_id, &kill.task_id);

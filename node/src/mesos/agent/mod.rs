@@ -1,9 +1,14 @@
 //! `paas-node mesos-agent`: registers with the leading master found in ZooKeeper (and again with
-//! each new leader), runs each task's command in its own sandbox and process group, and reports
-//! the tasks' states.
+//! each new leader), runs each task's command in its own sandbox and process group — or, with
+//! `--containerizers=docker,mesos`, a task with a DOCKER ContainerInfo as a Docker container
+//! ([`docker`]) — runs its COMMAND health check, and reports the tasks' states. It checkpoints
+//! its id and tasks in the work dir, so a restarted agent takes its task containers back.
 
+mod checkpoint;
+mod docker;
 mod fetcher;
 mod files;
+mod health;
 mod http;
 mod master_link;
 mod task;
@@ -56,6 +61,44 @@ pub struct Args {
     /// Time a killed task gets between SIGTERM and SIGKILL.
     #[arg(long, default_value = "3secs", value_parser = humantime::parse_duration)]
     pub executor_shutdown_grace_period: Duration,
+    /// Comma-separated containerizers in the order tried: `mesos` runs commands in a sandbox,
+    /// `docker` runs tasks whose ContainerInfo type is DOCKER as Docker containers (without it
+    /// such a task fails).
+    #[arg(long, default_value = "mesos")]
+    pub containerizers: String,
+    /// The Docker engine's socket (docker containerizer).
+    #[arg(long, default_value = "/var/run/docker.sock")]
+    pub docker_socket: PathBuf,
+    /// On start, remove task containers labelled with this agent that it does not recover.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub docker_kill_orphans: bool,
+    /// Grace between SIGTERM and SIGKILL when a Docker task is killed and its TaskInfo has no
+    /// kill policy (Marathon sets one from `taskKillGracePeriodSeconds`).
+    #[arg(long, default_value = "0ns", value_parser = humantime::parse_duration)]
+    pub docker_stop_timeout: Duration,
+    /// paas extension: the Docker network BRIDGE task containers join; the agent relays each
+    /// port mapping's host port on --ip to the container's address on it.
+    #[arg(long, default_value = "bridge")]
+    pub docker_network: String,
+    /// paas extension: the Docker network mode of HOST task containers, e.g.
+    /// `container:<name>` to share the network namespace of the container the agent runs in.
+    #[arg(long, default_value = "host")]
+    pub docker_host_network: String,
+    /// paas extension: extra labels on every task container, as key=value,key=value.
+    #[arg(long, default_value = "")]
+    pub docker_task_labels: String,
+}
+
+/// The containerizers `--containerizers` names. Fails on an unknown one.
+fn parse_containerizers(text: &str) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = text.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        anyhow::bail!("--containerizers is empty; use mesos, docker or docker,mesos");
+    }
+    if let Some(unknown) = names.iter().find(|n| *n != "mesos" && *n != "docker") {
+        anyhow::bail!("--containerizers names {unknown:?}; the containerizers are mesos and docker (e.g. docker,mesos)");
+    }
+    Ok(names)
 }
 
 /// A task on this agent.
@@ -95,6 +138,8 @@ pub struct Agent {
     state: Mutex<AgentState>,
     updates: mpsc::UnboundedSender<StatusUpdate>,
     http: reqwest::Client,
+    /// The docker containerizer, when `--containerizers` names it.
+    docker: Option<docker::DockerRuntime>,
 }
 
 impl Agent {
@@ -105,6 +150,40 @@ impl Agent {
     /// Records a new state of a task and queues the update for the master. Terminal tasks move
     /// to the completed list.
     fn report(&self, task_id: &str, state: TaskState, message: Option<String>, reason: Option<&str>) {
+        self.report_status(task_id, state, message, reason, None, "SOURCE_EXECUTOR");
+    }
+
+    /// [`Agent::report`] from another source (the agent itself fails a launch, as Mesos does).
+    fn report_from(&self, task_id: &str, state: TaskState, message: Option<String>, reason: Option<&str>, source: &str) {
+        self.report_status(task_id, state, message, reason, None, source);
+    }
+
+    /// A health check's verdict: TASK_RUNNING with `healthy`, as Mesos' executors send it.
+    fn report_health(&self, task_id: &str, healthy: bool) {
+        let running = self.lock().tasks.get(task_id).is_some_and(|r| r.latest.state == TaskState::Running);
+        if running {
+            self.report_status(
+                task_id,
+                TaskState::Running,
+                None,
+                Some("REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"),
+                Some(healthy),
+                "SOURCE_EXECUTOR",
+            );
+        }
+    }
+
+    /// Records a new state of a task and queues the update for the master; a terminal task
+    /// moves to the completed list and its checkpoint is removed.
+    fn report_status(
+        &self,
+        task_id: &str,
+        state: TaskState,
+        message: Option<String>,
+        reason: Option<&str>,
+        healthy: Option<bool>,
+        source: &str,
+    ) {
         let mut guard = self.lock();
         let agent_id = guard.agent_id.clone();
         let Some(record) = guard.tasks.get_mut(task_id) else {
@@ -113,7 +192,8 @@ impl Agent {
         let mut status = TaskStatus::new(record.info.task_id.clone(), state);
         status.message = message;
         status.reason = reason.map(str::to_owned);
-        status.source = Some("SOURCE_EXECUTOR".to_owned());
+        status.source = Some(source.to_owned());
+        status.healthy = healthy;
         status.agent_id = agent_id.clone();
         status.executor_id = Some(record.info.task_id.clone());
         status.uuid = Some(base64::engine::general_purpose::STANDARD.encode(uuid::Uuid::new_v4().as_bytes()));
@@ -127,6 +207,7 @@ impl Agent {
         if state.is_terminal() {
             record.kill = None;
             record.pid = None;
+            checkpoint::remove_task(&self.args.work_dir, task_id);
         }
         if state.is_terminal() {
             *guard.terminal.entry(state.as_str()).or_default() += 1;
@@ -219,7 +300,8 @@ impl Agent {
         }
     }
 
-    /// Kills every task's process group at once (agent shutdown).
+    /// Kills every command task's process group at once (agent shutdown). Docker tasks keep
+    /// running: a restarted agent recovers them.
     fn kill_all(&self) {
         let guard = self.lock();
         for record in guard.tasks.values() {
@@ -234,6 +316,8 @@ impl Agent {
 /// groups first. Fails when the flags are invalid or the port cannot be bound.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let total = Resources::parse(&args.resources).context("parsing --resources")?;
+    let containerizers = parse_containerizers(&args.containerizers)?;
+    let task_labels = docker::parse_labels(&args.docker_task_labels)?;
     let attributes = parse_attributes(&args.attributes).context("parsing --attributes")?;
     let address = SocketAddr::from((args.ip, args.port));
     let listener = tokio::net::TcpListener::bind(address)
@@ -247,6 +331,21 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .context("building the HTTP client")?;
+    let docker = if containerizers.iter().any(|c| c == "docker") {
+        Some(
+            docker::DockerRuntime::connect(
+                &args.docker_socket,
+                args.docker_network.clone(),
+                args.docker_host_network.clone(),
+                task_labels,
+                args.docker_stop_timeout,
+                args.docker_kill_orphans,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let agent = Arc::new(Agent {
         args: args.clone(),
         hostname,
@@ -256,7 +355,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         state: Mutex::new(AgentState::default()),
         updates: updates_tx,
         http,
+        docker,
     });
+    recover(&agent).await?;
     tracing::info!(%address, master = %args.master, resources = %agent.total, "starting Mesos agent");
     let masters = master_link::masters(&args)?;
     tokio::spawn(master_link::follow(agent.clone(), masters, updates_rx));
@@ -280,6 +381,48 @@ async fn shutdown_signal() {
         // Cancel-safe: Signal::recv is documented cancel-safe.
         _ = terminate.recv() => {}
     }
+}
+
+/// Takes back what a previous run of this agent left: its id (so it re-registers as itself),
+/// its Docker task containers (see [`docker::recover`]); a checkpointed task that could not be
+/// recovered is reported failed, as Mesos reports an executor that ended with the agent.
+async fn recover(agent: &Arc<Agent>) -> anyhow::Result<()> {
+    let work_dir = &agent.args.work_dir;
+    let previous = checkpoint::agent_id(work_dir);
+    if let Some(id) = &previous {
+        tracing::info!(agent = %id, "recovering the agent id of the previous run");
+    }
+    agent.lock().agent_id = previous;
+    let checkpoints = checkpoint::tasks(work_dir);
+    let recovered = docker::recover(agent, &checkpoints).await?;
+    for lost in checkpoints.iter().filter(|c| !recovered.contains(&c.info.task_id.value)) {
+        {
+            let mut guard = agent.lock();
+            let mut status = TaskStatus::new(lost.info.task_id.clone(), TaskState::Running);
+            status.agent_id = guard.agent_id.clone();
+            guard.tasks.insert(
+                lost.info.task_id.value.clone(),
+                TaskRecord {
+                    framework_id: lost.framework_id.clone(),
+                    info: lost.info.clone(),
+                    sandbox: lost.sandbox.clone(),
+                    latest: status.clone(),
+                    delivered: Some(status),
+                    kill: None,
+                    pid: None,
+                },
+            );
+        }
+        let what = if lost.docker { "container" } else { "executor" };
+        agent.report_from(
+            &lost.info.task_id.value,
+            TaskState::Failed,
+            Some(format!("Abnormal executor termination: unknown {what}")),
+            Some("REASON_EXECUTOR_TERMINATED"),
+            "SOURCE_AGENT",
+        );
+    }
+    Ok(())
 }
 
 /// The id this agent's tasks' statuses carry.
