@@ -349,6 +349,12 @@ async fn run_status(ctx: Context) -> anyhow::Result<()> {
                     if routes.is_empty() { "none".to_string() } else { routes.join(", ") }
                 );
             }
+            for agent in &status.task_containers {
+                println!("  {} task containers:", agent.node);
+                for task in &agent.tasks {
+                    println!("    {} {} {} ({})", task.container, task.task_id, task.image, task.state);
+                }
+            }
             print_endpoints(&status.endpoints);
             for app in apps.as_ref().and_then(|a| a.as_array()).into_iter().flatten() {
                 println!(

@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::body_full;
-use bollard::models::{ExecConfig, Ipam, IpamConfig, NetworkCreateRequest};
+use bollard::models::{ExecConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions,
     RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
 };
 use futures::StreamExt;
 use ipnet::Ipv4Net;
+use paas_core::Role;
 use paas_core::backend::{Backend, BackendError, NodeOp, Observed, Resolved};
 use paas_core::render::NodeConfig;
 use paas_core::resource::{NodeHost, Resource, ResourceKind, ResourceSpec};
@@ -227,6 +228,18 @@ impl DockerBackend {
             Err(e) => return Err(map_err("create container", id, e)),
         };
         let started = async {
+            for network in &plan.extra_networks {
+                self.docker
+                    .connect_network(
+                        network,
+                        NetworkConnectRequest {
+                            container: Some(created.id.clone()),
+                            endpoint_config: None,
+                        },
+                    )
+                    .await
+                    .map_err(|e| map_err("join network", id, e))?;
+            }
             self.upload_config(&created.id, id, &plan.config, &[]).await?;
             self.docker
                 .start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>)
@@ -337,11 +350,16 @@ pub async fn connect_docker() -> Result<Docker, ConnectError> {
     Ok(docker)
 }
 
+/// Whether an observed object is a slave's container (whose agent may run Docker tasks).
+fn is_slave(observed: &Observed) -> bool {
+    observed.kind() == ResourceKind::Node && observed.attrs.get("role").map(String::as_str) == Some(Role::Slave.as_str())
+}
+
 fn publish_list(ports: &[u16]) -> String {
     ports.iter().map(|p| format!("127.0.0.1:{p}")).collect::<Vec<_>>().join(", ")
 }
 
-fn map_err(op: &'static str, id: &str, e: bollard::errors::Error) -> BackendError {
+pub(crate) fn map_err(op: &'static str, id: &str, e: bollard::errors::Error) -> BackendError {
     use bollard::errors::Error as E;
     match e {
         E::DockerResponseServerError { status_code: 404, .. } => BackendError::NotFound { op, id: id.into() },
@@ -461,6 +479,9 @@ impl Backend for DockerBackend {
                     ));
                 };
                 let image = self.image_for(image.as_deref(), &id)?;
+                if node.role == Role::Slave {
+                    self.ensure_task_network(cluster, &node.name).await?;
+                }
                 let plan = container::for_node(cluster, resource, node, &image);
                 let ports: Vec<u16> = publish.iter().map(|(h, _)| *h).collect();
                 let provider_id = self.create_container(cluster, &id, plan, &ports).await?;
@@ -533,20 +554,32 @@ impl Backend for DockerBackend {
         Ok(observed)
     }
 
-    async fn delete(&self, _cluster: &str, current: &Observed) -> Result<(), BackendError> {
+    async fn delete(&self, cluster: &str, current: &Observed) -> Result<(), BackendError> {
         let id = current.id.to_string();
+        let slave = is_slave(current).then(|| current.id.name());
+        if let Some(node) = slave {
+            // Its tasks go first (a HOST task holds the slave's network namespace); the
+            // slave's agent may launch one more before it goes: swept again below.
+            self.remove_task_containers(cluster, Some(node)).await?;
+        }
         let result = match current.kind() {
             ResourceKind::Network => self.docker.remove_network(&current.provider_id).await,
             _ => self.remove_container(&current.provider_id).await,
         };
         match result {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(e) => Err(map_err("delete", &id, e)),
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => return Err(map_err("delete", &id, e)),
         }
+        if let Some(node) = slave {
+            self.remove_tasks(cluster, Some(node)).await?;
+        }
+        Ok(())
     }
 
-    async fn node_op(&self, _cluster: &str, node: &Observed, op: NodeOp) -> Result<(), BackendError> {
+    /// A slave's operation reaches its task containers too (see
+    /// [`DockerBackend::carry_to_tasks`]): Docker's own would leave them running beside a
+    /// dead or frozen slave.
+    async fn node_op(&self, cluster: &str, node: &Observed, op: NodeOp) -> Result<(), BackendError> {
         let id = node.id.to_string();
         let container = node.provider_id.as_str();
         let result = match op {
@@ -569,11 +602,14 @@ impl Backend for DockerBackend {
             NodeOp::Unpause => self.docker.unpause_container(container).await,
         };
         match result {
-            Ok(()) => Ok(()),
             // Starting a running node or stopping a stopped one is already done.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
-            Err(e) => Err(map_err("node operation", &id, e)),
+            Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {}
+            Err(e) => return Err(map_err("node operation", &id, e)),
         }
+        if is_slave(node) {
+            self.carry_to_tasks(cluster, node.id.name(), op).await?;
+        }
+        Ok(())
     }
 }
 

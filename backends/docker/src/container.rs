@@ -9,7 +9,9 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use ipnet::Ipv4Net;
+use paas_core::Role;
 use paas_core::render::elb::haproxy_cfg;
+use paas_core::render::sim::{DOCKER_SOCKET, task_network_name};
 use paas_core::render::{ConfigFile, NodeConfig, Program, paths};
 use paas_core::resource::{LoadBalancerResource, NodeHost, NodeSpec, Resource};
 
@@ -28,9 +30,10 @@ pub fn network_name(cluster: &str) -> String {
     cluster.to_string()
 }
 
-/// The container name of a node (`paas-master-1`) or of the elb (`paas-elb`).
+/// The container name of a node (`paas-master-1`) or of the elb (`paas-elb`), as the node
+/// configuration names it (see [`paas_core::render::sim`]).
 pub fn container_name(cluster: &str, name: &str) -> String {
-    format!("{cluster}-{name}")
+    paas_core::render::sim::container_name(cluster, name)
 }
 
 /// The elb's address: the last usable address of the cluster network, outside every AZ's
@@ -44,6 +47,9 @@ pub struct ContainerPlan {
     pub name: String,
     pub body: ContainerCreateBody,
     pub config: NodeConfig,
+    /// Networks it joins besides the cluster network, before it starts (a slave's task
+    /// network).
+    pub extra_networks: Vec<String>,
 }
 
 /// The container of a node.
@@ -65,18 +71,28 @@ pub fn for_node(cluster: &str, resource: &Resource, node: &NodeSpec, default_ima
             (labels::ADDRESS, node.address.to_string()),
         ],
     );
+    let mut body = body(
+        cluster,
+        &node.name,
+        image.as_deref().unwrap_or(default_image),
+        node.address,
+        *memory_mib,
+        publish,
+        labels,
+    );
+    let mut extra_networks = vec![];
+    if node.role == Role::Slave {
+        // The agent runs Docker tasks as siblings on the host's engine, as Mesos-in-Docker
+        // setups do; only the slave gets the socket, never a task.
+        let host_config = body.host_config.get_or_insert_with(Default::default);
+        host_config.binds = Some(vec![format!("{DOCKER_SOCKET}:{DOCKER_SOCKET}")]);
+        extra_networks.push(task_network_name(cluster, &node.name));
+    }
     ContainerPlan {
         name: container_name(cluster, &node.name),
-        body: body(
-            cluster,
-            &node.name,
-            image.as_deref().unwrap_or(default_image),
-            node.address,
-            *memory_mib,
-            publish,
-            labels,
-        ),
+        body,
         config: node.config.clone(),
+        extra_networks,
     }
 }
 
@@ -101,6 +117,7 @@ pub fn for_elb(cluster: &str, resource: &Resource, lb: &LoadBalancerResource, ci
             labels,
         ),
         config: elb_config(lb),
+        extra_networks: vec![],
     }
 }
 

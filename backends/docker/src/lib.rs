@@ -5,6 +5,8 @@
 //!   every object labelled (see [`labels`]) so a cluster can be found again with no state file.
 //! - [`images`] builds the images every node runs, locally, with no registry; [`local_image`]
 //!   builds an image from a local Dockerfile (the test app the suites deploy as a Docker app).
+//! - [`tasks`]: what surrounds a slave's Docker tasks (its task network), and the slave's fate
+//!   carried to them.
 //! - [`chaos`]: `paas_scenarios::Platform` on the sim, for `paas chaos`.
 
 pub mod backend;
@@ -15,5 +17,6 @@ pub mod images;
 pub mod labels;
 pub mod local_image;
 pub mod sim;
+pub mod tasks;
 
 pub use backend::{ConnectError, DockerBackend, connect_docker};

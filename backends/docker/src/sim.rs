@@ -14,6 +14,7 @@ use crate::backend::DockerBackend;
 use crate::health::{self, Health};
 use crate::images::{self, ImageError, ImageInputs, ImageProgress};
 use crate::labels;
+use crate::tasks::TaskContainer;
 
 /// Why a sim operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,13 @@ pub enum SimError {
     },
     #[error("the cluster did not become healthy within {waited:?}; still waiting for: {}", waiting.join("; "))]
     Unhealthy { waited: Duration, waiting: Vec<String> },
+    #[error("{op} the Docker task containers of cluster {cluster}")]
+    Tasks {
+        op: &'static str,
+        cluster: String,
+        #[source]
+        source: paas_core::BackendError,
+    },
     #[error("no node {node} in cluster {cluster}")]
     NoSuchNode { cluster: String, node: String },
     #[error("reading the logs of {node}")]
@@ -103,11 +111,20 @@ pub struct LbRoutes {
     pub routes: Vec<(String, usize)>,
 }
 
+/// The Docker task containers one slave's agent runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentTasks {
+    pub node: String,
+    pub tasks: Vec<TaskContainer>,
+}
+
 /// What `status` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
     pub cluster: String,
     pub nodes: Vec<NodeStatus>,
+    /// Docker task containers per slave (slaves with none are left out).
+    pub task_containers: Vec<AgentTasks>,
     pub health: Health,
     pub lb_routes: Vec<LbRoutes>,
     pub endpoints: Endpoints,
@@ -215,9 +232,19 @@ impl Sim {
             })
             .collect();
         nodes.sort_by(|a, b| (&a.az, &a.role, &a.name).cmp(&(&b.az, &b.role, &b.name)));
+        let tasks = self
+            .backend
+            .task_containers(&self.spec.name, None)
+            .await
+            .map_err(|source| SimError::Tasks {
+                op: "listing",
+                cluster: self.spec.name.clone(),
+                source,
+            })?;
         Ok(Status {
             cluster: self.spec.name.clone(),
             nodes,
+            task_containers: per_agent(tasks),
             lb_routes: self.lb_routes().await,
             health: health::probe(&self.topology, self.spec.sim.http_port).await,
             endpoints: Endpoints::of(&self.spec),
@@ -240,15 +267,29 @@ impl Sim {
         futures::future::join_all(lbs).await
     }
 
-    /// Removes every container and network of the cluster (found by label); safe to re-run.
+    /// Removes every container and network of the cluster (found by label), task containers
+    /// and task networks included; safe to re-run.
     pub async fn down(&self, on_event: &(dyn Fn(Event) + Sync)) -> Result<(Plan, ApplyReport), SimError> {
-        self.engine()
+        let apply_err = |source| SimError::Apply {
+            cluster: self.spec.name.clone(),
+            source,
+        };
+        let destroyed = self
+            .engine()
             .destroy(&self.spec.name, Target::Sim, "paas sim down", on_event)
             .await
-            .map_err(|source| SimError::Apply {
+            .map_err(apply_err)?;
+        // Deleting a slave removes its tasks; this sweep finds those of slaves the engine no
+        // longer knew (a lost state file, a slave removed by hand).
+        self.backend
+            .remove_tasks(&self.spec.name, None)
+            .await
+            .map_err(|source| SimError::Tasks {
+                op: "removing",
                 cluster: self.spec.name.clone(),
                 source,
-            })
+            })?;
+        Ok(destroyed)
     }
 
     /// A small file of a node (running or not), or `None`.
@@ -309,6 +350,21 @@ impl Sim {
             }
         }
     }
+}
+
+/// Task containers grouped by the slave that runs them, in node order.
+fn per_agent(tasks: Vec<TaskContainer>) -> Vec<AgentTasks> {
+    let mut agents: Vec<AgentTasks> = Vec::new();
+    for task in tasks {
+        match agents.last_mut() {
+            Some(agent) if agent.node == task.node => agent.tasks.push(task),
+            _ => agents.push(AgentTasks {
+                node: task.node.clone(),
+                tasks: vec![task],
+            }),
+        }
+    }
+    agents
 }
 
 /// The routed names of an nginx routes file and how many backends each has: a `server`

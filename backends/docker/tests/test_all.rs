@@ -3,3 +3,4 @@
 mod admin_entry;
 mod cluster;
 mod support;
+mod tasks;

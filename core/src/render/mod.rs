@@ -8,6 +8,7 @@
 pub mod elb;
 pub mod mesos;
 pub mod nginx;
+pub mod sim;
 pub mod userdata;
 pub mod zookeeper;
 

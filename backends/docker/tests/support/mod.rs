@@ -158,20 +158,30 @@ impl Drop for TestCluster {
     }
 }
 
-/// Every container and network labelled `paas.cluster=<cluster>`.
+/// Every container and network labelled `paas.cluster=<cluster>`, and every task container
+/// labelled `paas.task.cluster=<cluster>`.
 pub async fn leftovers(docker: &bollard::Docker, cluster: &str) -> Vec<String> {
     let filters = paas_docker::labels::cluster_filter(cluster);
-    let mut found: Vec<String> = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-        .expect("listing containers")
-        .into_iter()
-        .flat_map(|c| c.names.unwrap_or_default())
-        .collect();
+    let task_filters: std::collections::HashMap<String, Vec<String>> = [(
+        "label".to_string(),
+        vec![format!("{}={cluster}", paas_core::render::sim::TASK_CLUSTER_LABEL)],
+    )]
+    .into();
+    let mut found = Vec::new();
+    for filters in [filters.clone(), task_filters] {
+        found.extend(
+            docker
+                .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+                    all: true,
+                    filters: Some(filters),
+                    ..Default::default()
+                }))
+                .await
+                .expect("listing containers")
+                .into_iter()
+                .flat_map(|c| c.names.unwrap_or_default()),
+        );
+    }
     found.extend(
         docker
             .list_networks(Some(bollard::query_parameters::ListNetworksOptions { filters: Some(filters) }))
@@ -185,14 +195,24 @@ pub async fn leftovers(docker: &bollard::Docker, cluster: &str) -> Vec<String> {
 
 async fn remove_by_label(docker: &bollard::Docker, cluster: &str) {
     let filters = paas_docker::labels::cluster_filter(cluster);
-    if let Ok(containers) = docker
-        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
-            all: true,
-            filters: Some(filters.clone()),
-            ..Default::default()
-        }))
-        .await
-    {
+    // Task containers first: they hold their task networks (and a HOST one a slave's
+    // namespace).
+    let task_filters: std::collections::HashMap<String, Vec<String>> = [(
+        "label".to_string(),
+        vec![format!("{}={cluster}", paas_core::render::sim::TASK_CLUSTER_LABEL)],
+    )]
+    .into();
+    for filters in [task_filters, filters.clone()] {
+        let Ok(containers) = docker
+            .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+        else {
+            continue;
+        };
         for c in containers.into_iter().filter_map(|c| c.id) {
             let _ = docker
                 .remove_container(
