@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::browser::Browser;
+use super::screens::{Browser, mesos as screen};
 use crate::marathon::Platform;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,17 +37,8 @@ async fn an_operator_sees_agents_frameworks_tasks_and_a_sandbox() {
         .await
         .unwrap();
     assert!(page.contains("Agents: 3. Frameworks: 1. Active tasks: 2."), "{page}");
-    let browser = Browser::start().await;
-    browser.open(&format!("{master}/")).await;
-    browser
-        .wait_for("the overview", "return document.getElementById('resources') !== null;")
-        .await;
-    browser
-        .wait_for(
-            "the version in the header",
-            "return document.getElementById('version').textContent === '1.11.0';",
-        )
-        .await;
+    let browser = Browser::start("loopback").await;
+    screen::open(&browser, &master).await;
     browser
         .wait_for(
             "2 active tasks and 6 cpus in total",
@@ -58,51 +49,20 @@ async fn an_operator_sees_agents_frameworks_tasks_and_a_sandbox() {
     browser.screenshot("mesos-overview").await;
 
     // Agents with their zones.
-    browser.click("#nav-agents").await;
-    let zones = browser
-        .wait_for(
-            "3 agents",
-            "const rows = [...document.querySelectorAll('tr[data-agent]')];
-             return rows.length === 3 && rows.map(r => r.children[2].textContent).sort().join(',');",
-        )
-        .await;
-    assert_eq!(zones, json!("a,b,c"), "each agent's zone attribute is shown");
+    let agents = screen::agents(&browser, 3).await;
+    let mut zones: Vec<&str> = agents.iter().map(|a| a.zone.as_str()).collect();
+    zones.sort_unstable();
+    assert_eq!(zones, ["a", "b", "c"], "each agent's zone attribute is shown: {agents:?}");
     browser.screenshot("mesos-agents").await;
 
     // The Marathon framework and its tasks.
-    browser.click("#nav-frameworks").await;
-    browser
-        .wait_for(
-            "the marathon framework",
-            "return document.querySelector('tr[data-framework] a')?.textContent === 'marathon';",
-        )
-        .await;
-    browser.screenshot("mesos-frameworks").await;
-    browser.click("tr[data-framework] a").await;
-    let shown = browser
-        .wait_for(
-            "the framework's 2 tasks",
-            "const rows = [...document.querySelectorAll('#framework-tasks tr[data-task]')];
-             return rows.length === 2 && rows.map(r => r.dataset.task).sort();",
-        )
-        .await;
-    let mut expected: Vec<&str> = tasks.iter().map(|t| t["id"].as_str().unwrap()).collect();
-    expected.sort();
-    assert_eq!(shown, json!(expected), "the page lists Marathon's tasks");
+    let expected: Vec<String> = tasks.iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    screen::marathon_tasks(&browser, &expected).await;
     browser.screenshot("mesos-framework").await;
 
     // A task's stdout and stderr, read from its sandbox through the master.
-    let task = expected[0].to_owned();
-    browser.click(&format!("#framework-tasks tr[data-task=\"{task}\"] td a")).await;
-    browser
-        .wait_for(
-            "the task's stdout and stderr",
-            &format!(
-                "return document.getElementById('stdout')?.textContent.includes('ui-stdout-marker {task}')
-                   && document.getElementById('stderr').textContent.includes('ui-stderr-marker');"
-            ),
-        )
-        .await;
+    let task = &expected[0];
+    screen::read_sandbox(&browser, task, &format!("ui-stdout-marker {task}"), "ui-stderr-marker").await;
     browser.screenshot("mesos-task-sandbox").await;
     browser.assert_clean("task page", &[]).await;
 
@@ -116,10 +76,7 @@ async fn an_operator_sees_agents_frameworks_tasks_and_a_sandbox() {
     assert!(refused.text().await.unwrap().contains("'flags' is not relayed"));
 
     // An agent dies: once the master declares it lost (3 missed 1 s pings), it leaves the list.
-    browser.click("#nav-agents").await;
-    browser
-        .wait_for("3 agents", "return document.querySelectorAll('tr[data-agent]').length === 3;")
-        .await;
+    screen::agents(&browser, 3).await;
     let state = platform.mesos.leader_state().await.unwrap();
     let victim_port = platform.mesos.agents[2].port;
     let victim: Value = state["slaves"]
@@ -130,30 +87,15 @@ async fn an_operator_sees_agents_frameworks_tasks_and_a_sandbox() {
         .cloned()
         .expect("the third agent in the master's state");
     platform.mesos.agents[2].process.kill();
-    browser
-        .wait_for(
-            "the dead agent gone from the list",
-            &format!(
-                "const rows = [...document.querySelectorAll('tr[data-agent]')];
-                 return rows.length === 2 && !rows.some(r => r.dataset.agent === '{}');",
-                victim["id"].as_str().unwrap()
-            ),
-        )
-        .await;
+    screen::await_agent_gone(&browser, victim["id"].as_str().unwrap(), 2).await;
     browser.screenshot("mesos-agents-after-loss").await;
     browser.assert_clean("agents page after the loss", &[]).await;
 
-    // Readable on a phone.
-    browser.resize(390, 844).await;
     browser.click("#nav-overview").await;
     browser
         .wait_for("the overview", "return document.getElementById('resources') !== null;")
         .await;
-    browser.screenshot("mesos-overview-phone").await;
-    let overflow = browser
-        .eval("return document.documentElement.scrollWidth > window.innerWidth + 1;")
-        .await;
-    assert_eq!(overflow, Value::Bool(false), "the page scrolls sideways on a phone");
+    browser.check_phone("mesos-overview").await;
 
     // A master that does not lead sends the browser to the leader's screen.
     platform.mesos.start_master();

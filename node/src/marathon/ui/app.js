@@ -28,36 +28,11 @@ const TEMPLATE = {
 
 // ---------- small helpers ----------
 
-/** Builds an element: h("a", {href: "#"}, "text", child...). Text is never parsed as HTML. */
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "class") el.className = v;
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-function table(headers, rows, empty) {
-  if (!rows.length) return h("p", { class: "muted" }, empty);
-  return h("div", { class: "table-wrap" }, h("table", {},
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col", class: /^(CPUs|Memory|Running|Healthy|Desired)$/.test(x) ? "num" : null }, x)))),
-    h("tbody", {}, rows)));
-}
-
 /** A timestamp, short (the time alone when it is today), the full one on hover. */
 function when(ts) {
   if (!ts) return "—";
   const d = new Date(ts);
-  if (isNaN(d)) return ts;
-  const today = d.toDateString() === new Date().toDateString();
-  return h("time", { datetime: d.toISOString(), title: d.toString() }, today ? d.toLocaleTimeString() : d.toLocaleString());
+  return isNaN(d) ? ts : shortTime(d);
 }
 
 /** An API error: the HTTP status and Marathon's JSON body ({message, details?, deployments?}). */
@@ -70,9 +45,17 @@ class ApiError extends Error {
   }
 }
 
-/** Calls the API; throws ApiError with Marathon's message when it refuses. */
+// Reads for the view on screen; aborted when the view changes or the page goes, so that no
+// answer for a view that is gone (an app just destroyed) is asked for or shown.
+let reads = new AbortController();
+
+function isAbort(e) { return e && e.name === "AbortError"; }
+
+/** Calls the API; throws ApiError with Marathon's message when it refuses. Reads (GET) end
+ * with the view they are for; changes never do. */
 async function api(method, path, body, forced) {
   const init = { method, headers: { Accept: "application/json" } };
+  if (method === "GET") init.signal = reads.signal;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = typeof body === "string" ? body : JSON.stringify(body);
@@ -107,8 +90,11 @@ function appHost(id) {
 
 const errorBox = () => document.getElementById("error");
 
-function showError(err, what) {
+/** Shows why `what` failed. A failed read (`fromRead`) is cleared by the next read that
+ * succeeds; a refused change stays until dismissed. */
+function showError(err, what, fromRead) {
   const box = errorBox();
+  box.dataset.fromRead = fromRead ? "yes" : "";
   const text = document.getElementById("error-text");
   text.replaceChildren();
   if (err instanceof ApiError) {
@@ -213,7 +199,8 @@ function appsView(main) {
         h("td", {}, host ? h("a", { href: "http://" + host + "/" }, host) : h("span", { class: "muted" }, "—")));
     });
     list.replaceChildren(table(["ID", "Status", "Running", "Healthy", "Desired", "CPUs", "Memory", "Address"], rows,
-      "No applications yet. Create one with the button above."));
+      "No applications yet. Create one with the button above.",
+      { numeric: ["Running", "Healthy", "Desired", "CPUs", "Memory"] }));
   };
 }
 
@@ -225,12 +212,16 @@ function appView(main, id) {
   const confirmRow = h("div", { class: "row", id: "destroy-confirm", hidden: true },
     `Destroy ${id} and kill all its tasks?`,
     h("button", { type: "button", class: "danger", id: "destroy-yes", onclick: async () => {
-      // Not `act`: its refresh would read the app just destroyed. The list refreshes on arrival.
+      // Not `act`: its refresh would read the app just destroyed. Reads in flight for this
+      // page end first; the list refreshes on arrival.
       hideError();
+      const view = update;
+      leaveView();
       try {
         await api("DELETE", appPath(id));
         location.hash = "#/apps";
       } catch (e) {
+        update = view;
         showError(e, "Destroy");
       }
     } }, "Yes, destroy"),
@@ -371,14 +362,23 @@ async function refresh() {
       again = false;
       const current = update;
       try {
-        await Promise.all([current ? current() : null, refreshHeader()]);
+        await keepingFocus(() => Promise.all([current ? current() : null, refreshHeader()]));
+        if (errorBox().dataset.fromRead) hideError();
       } catch (e) {
-        showError(e, "Reading the API");
+        // An aborted read belongs to a view that is gone: nothing to show.
+        if (!isAbort(e)) showError(e, "Reading the API", true);
       }
     } while (again);
   } finally {
     refreshing = false;
   }
+}
+
+/** Ends the reads of the view on screen and stops refreshing it. */
+function leaveView() {
+  reads.abort();
+  reads = new AbortController();
+  update = null;
 }
 
 /** Events arrive in bursts (one per task state change): refresh at most every 300 ms. */
@@ -389,6 +389,7 @@ function refreshSoon() {
 
 function route() {
   hideError();
+  leaveView();
   const main = document.getElementById("main");
   const hash = location.hash.replace(/^#/, "") || "/apps";
   for (const id of ["apps", "deployments"]) {
@@ -408,10 +409,19 @@ function route() {
   refresh();
 }
 
-function listen() {
+let source = null;
+
+/**
+ * Follows /v2/events. A dropped stream is not an error: the browser reconnects by itself
+ * (readyState CONNECTING) and the page says so. When it gives up instead (CLOSED: an answer
+ * other than a stream, e.g. a 503 while Marathon elects a leader), the page starts a new
+ * stream after `delay`, doubling it up to 30 s while that keeps happening.
+ */
+function listen(delay = 1000) {
   const live = document.getElementById("live");
-  const source = new EventSource("/v2/events");
+  source = new EventSource("/v2/events");
   source.onopen = () => {
+    delay = 1000;
     live.textContent = "events: live";
     live.className = "live on";
     refreshSoon(); // anything missed while disconnected
@@ -419,11 +429,17 @@ function listen() {
   source.onerror = () => {
     live.textContent = "events: reconnecting";
     live.className = "live off";
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(() => listen(Math.min(delay * 2, 30000)), delay);
+    }
   };
   for (const type of EVENT_TYPES) source.addEventListener(type, refreshSoon);
 }
 
 document.getElementById("error-close").addEventListener("click", hideError);
 window.addEventListener("hashchange", route);
+// Leaving the page (a reload, another address) ends its stream and reads before the browser
+// cuts them.
+window.addEventListener("pagehide", () => { if (source) source.close(); reads.abort(); });
 route();
 listen();

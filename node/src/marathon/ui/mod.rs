@@ -1,4 +1,4 @@
-//! Marathon's admin screen at `/ui/`: one HTML page, a stylesheet and a script, embedded in the
+//! Marathon's admin screen at `/ui/`: one HTML page, a stylesheet and two scripts, embedded in the
 //! binary so that a browser that can reach only the admin entry needs nothing else. The page
 //! reads the REST API (`/v2/...`) and follows `/v2/events` itself; this module only serves files.
 
@@ -9,6 +9,8 @@ use axum::routing::get;
 const INDEX: &str = include_str!("index.html");
 const STYLE: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("app.js");
+/// What both screens build their pages with; Mesos' screen serves it too.
+pub const DOM_SCRIPT: &str = include_str!("dom.js");
 
 /// `/` redirects to `/ui/` as Marathon does; `/ui/` is the page, `/ui/<file>` its assets.
 /// Generic over the state so it merges into the API's router.
@@ -30,6 +32,7 @@ fn asset(name: &str) -> Response {
         "index.html" => (INDEX, "text/html; charset=utf-8"),
         "style.css" => (STYLE, "text/css; charset=utf-8"),
         "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "dom.js" => (DOM_SCRIPT, "text/javascript; charset=utf-8"),
         _ => {
             return (
                 StatusCode::NOT_FOUND,
@@ -67,7 +70,11 @@ mod tests {
         assert_eq!(location.as_deref(), Some("/ui/"));
         let (status, _, page) = get("/ui").await;
         assert_eq!(status, StatusCode::OK);
-        assert!(page.contains("/ui/app.js") && page.contains("/ui/style.css"), "{page}");
+        for asset in ["/ui/dom.js", "/ui/app.js", "/ui/style.css"] {
+            assert!(page.contains(asset), "the page names {asset}: {page}");
+            let (status, _, _) = get(asset).await;
+            assert_eq!(status, StatusCode::OK, "{asset} is served");
+        }
         assert!(
             !page.contains("http://") && !page.contains("https://"),
             "the page loads nothing from elsewhere"

@@ -7,35 +7,8 @@
 const POLL_MS = 2000;
 const TAIL_BYTES = 64 * 1024;
 
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === null || v === undefined || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "class") el.className = v;
-    else el.setAttribute(k, v === true ? "" : String(v));
-  }
-  for (const c of children.flat(Infinity)) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-function table(headers, rows, empty, id) {
-  if (!rows.length) return h("p", { class: "muted", id }, empty);
-  return h("div", { class: "table-wrap" }, h("table", { id },
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-    h("tbody", {}, rows)));
-}
-
 /** Seconds since the epoch, short (the time alone when it is today), the full one on hover. */
-function seconds(ts) {
-  if (!ts) return "—";
-  const d = new Date(ts * 1000);
-  const today = d.toDateString() === new Date().toDateString();
-  return h("time", { datetime: d.toISOString(), title: d.toString() }, today ? d.toLocaleTimeString() : d.toLocaleString());
-}
+function seconds(ts) { return ts ? shortTime(new Date(ts * 1000)) : "—"; }
 
 function round(x) { return Math.round((x || 0) * 100) / 100; }
 function mem(mb) { return mb >= 1024 ? `${round(mb / 1024)} GiB` : `${round(mb)} MiB`; }
@@ -88,7 +61,7 @@ function taskTable(entries, empty, id) {
     h("td", {}, agents.get(task.slave_id)?.hostname ?? task.slave_id),
     h("td", {}, seconds(startedAt(task))),
     h("td", {}, h("a", { href: taskHref(task), "aria-label": `Sandbox of task ${task.id}` }, "Sandbox"))));
-  return table(["Task", "Name", "Framework", "State", "Agent", "Started", ""], rows, empty, id);
+  return table(["Task", "Name", "Framework", "State", "Agent", "Started", ""], rows, empty, { id });
 }
 
 function resourceTotals() {
@@ -150,7 +123,8 @@ function agents(main) {
         h("td", {}, seconds(a.registered_time))));
     main.replaceChildren(h("h1", {}, "Agents"),
       table(["Host", "ID", "Zone", "CPUs used / total", "Memory used / total", "Disk used / total", "Tasks", "Registered"], rows,
-        "No agent is registered.", "agents"));
+        "No agent is registered.",
+        { id: "agents", numeric: ["CPUs used / total", "Memory used / total", "Disk used / total", "Tasks"] }));
   };
 }
 
@@ -165,7 +139,8 @@ function frameworks(main) {
       h("td", { class: "num" }, mem((f.used_resources || {}).mem)),
       h("td", {}, seconds(f.registered_time))));
     main.replaceChildren(h("h1", {}, "Frameworks"),
-      table(["Name", "ID", "", "Active tasks", "CPUs", "Memory", "Registered"], rows, "No framework is registered.", "frameworks"));
+      table(["Name", "ID", "State", "Active tasks", "CPUs", "Memory", "Registered"], rows, "No framework is registered.",
+        { id: "frameworks", numeric: ["Active tasks", "CPUs", "Memory"] }));
   };
 }
 
@@ -233,22 +208,32 @@ function task(main, frameworkId, taskId) {
 
 let draw = null;
 let timer = null;
+let polling = false;
+let again = false;
 
+/** Reads the state and draws the view on screen, then again in POLL_MS. A call arriving while
+ * a poll runs (a new view) makes that poll run once more instead of starting a second chain. */
 async function poll() {
+  if (polling) { again = true; return; }
+  polling = true;
   clearTimeout(timer);
   const live = document.getElementById("live");
   try {
-    state = await get("/master/state");
-    if (state.leader && state.pid !== state.leader && state.leader_info) {
-      // Answered by a master that no longer leads: go to the leader's screen.
-      const l = state.leader_info;
-      location.href = `//${l.hostname || l.address?.ip}:${l.port}/${location.hash}`;
-      return;
-    }
-    document.getElementById("version").textContent = state.version || "?";
-    document.getElementById("leader").textContent = state.leader_info?.hostname
-      ? `${state.leader_info.hostname}:${state.leader_info.port}` : (state.leader || "none");
-    if (draw) await draw();
+    do {
+      again = false;
+      state = await get("/master/state");
+      if (state.leader && state.pid !== state.leader && state.leader_info) {
+        // Answered by a master that no longer leads: go to the leader's screen.
+        const l = state.leader_info;
+        location.href = `//${l.hostname || l.address?.ip}:${l.port}/${location.hash}`;
+        return;
+      }
+      document.getElementById("version").textContent = state.version || "?";
+      document.getElementById("leader").textContent = state.leader_info?.hostname
+        ? `${state.leader_info.hostname}:${state.leader_info.port}` : (state.leader || "none");
+      const current = draw;
+      if (current) await keepingFocus(current);
+    } while (again);
     hideError();
     live.textContent = "updated " + new Date().toLocaleTimeString();
     live.className = "live on";
@@ -257,6 +242,7 @@ async function poll() {
     live.textContent = "not updating";
     live.className = "live off";
   } finally {
+    polling = false;
     timer = setTimeout(poll, POLL_MS);
   }
 }

@@ -1,5 +1,6 @@
 //! Mesos' admin screen at the master's `/`: one HTML page and a script embedded in the binary
-//! (the stylesheet is the Marathon screen's), reading `/master/state` and `/metrics/snapshot`.
+//! (the stylesheet and the page-building script `dom.js` are the Marathon screen's), reading
+//! `/master/state`.
 //!
 //! A task's sandbox lives on its agent, which a browser behind the admin entry cannot reach, so
 //! the master relays the agent's read-only endpoints at `/agent/<agent id>/<endpoint>`
@@ -114,6 +115,7 @@ fn escape(text: &str) -> String {
 async fn asset(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "app.js" => (SCRIPT, "text/javascript; charset=utf-8"),
+        "dom.js" => (crate::marathon::ui::DOM_SCRIPT, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE, "text/css; charset=utf-8"),
         _ => return message(StatusCode::NOT_FOUND, format!("The UI has no file '{file}'; the screen is at /")),
     };

@@ -1,5 +1,6 @@
 //! A headless Chromium behind `chromedriver`, both from Debian's packages, killed on drop.
 //! Pages are hooked so that script errors and `console.error` calls are collected and checked.
+//! Self-contained (no test harness of either crate), so both test crates compile it.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -9,8 +10,6 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-
-use crate::support::{eventually, free_port};
 
 /// Where Debian puts the browser and its driver.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -42,16 +41,20 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free loopback port and a headless 1280×800 session.
+    /// Starts chromedriver on a free loopback port and a headless 1280×800 session whose
+    /// screenshots go to `target/ui-screenshots/<shots>/`.
     /// Panics naming the Debian packages when the browser or driver is missing.
-    pub async fn start() -> Browser {
+    pub async fn start(shots: &str) -> Browser {
         for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
             assert!(
                 std::path::Path::new(path).exists(),
                 "{path} is missing: the browser tests need Debian's `{package}` package (scripts/install-deps installs it)"
             );
         }
-        let port = free_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("picking a free port for chromedriver")
+            .port();
         let driver = Command::new(CHROMEDRIVER)
             // Its own process group, so that Chromium goes with it even when the test panics.
             .process_group(0)
@@ -75,7 +78,7 @@ impl Browser {
             }),
         );
         let url = format!("http://127.0.0.1:{port}");
-        let client = eventually(Duration::from_secs(30), "chromedriver to start a Chromium session", || {
+        let client = retry(Duration::from_secs(30), "chromedriver to start a Chromium session", || {
             let capabilities = capabilities.clone();
             let url = url.clone();
             async move {
@@ -88,8 +91,8 @@ impl Browser {
             }
         })
         .await;
-        let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
-        std::fs::create_dir_all(&shots).expect("creating target/ui-screenshots");
+        let shots = workspace_target().join("ui-screenshots").join(shots);
+        std::fs::create_dir_all(&shots).unwrap_or_else(|e| panic!("creating {}: {e}", shots.display()));
         Browser {
             client,
             driver,
@@ -144,7 +147,7 @@ impl Browser {
     /// Clicks the element matched by `css` as a user would (WebDriver click, not a script).
     /// Retries while the element is missing or replaced by a refresh of the page.
     pub async fn click(&self, css: &str) {
-        eventually(UI_TIMEOUT, &format!("clicking {css}"), || async move {
+        retry(UI_TIMEOUT, &format!("clicking {css}"), || async move {
             let element = self.client.find(Locator::Css(css)).await.ok()?;
             element.click().await.ok()
         })
@@ -155,7 +158,7 @@ impl Browser {
     /// Checks the value afterwards and types again if a refresh of the page wrote into the
     /// field between clearing and typing.
     pub async fn type_into(&self, css: &str, text: &str) {
-        eventually(UI_TIMEOUT, &format!("typing {text:?} into {css}"), || async move {
+        retry(UI_TIMEOUT, &format!("typing {text:?} into {css}"), || async move {
             let element = self.client.find(Locator::Css(css)).await.ok()?;
             element.clear().await.ok()?;
             element.send_keys(text).await.ok()?;
@@ -206,7 +209,7 @@ impl Browser {
         }
     }
 
-    /// Saves a PNG of the viewport as target/ui-screenshots/<name>.png.
+    /// Saves a PNG of the viewport as target/ui-screenshots/<shots>/<name>.png.
     pub async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap_or_else(|e| panic!("screenshot {name}: {e}"));
         let path = self.shots.join(format!("{name}.png"));
@@ -216,6 +219,18 @@ impl Browser {
     /// Sets the window's size (e.g. a phone's 390×844).
     pub async fn resize(&self, width: u32, height: u32) {
         self.client.set_window_size(width, height).await.expect("resizing the window");
+    }
+
+    /// Looks at the page as a phone shows it (390×844): saves `<name>-phone.png` and fails when
+    /// the page scrolls sideways; then back to 1280×800.
+    pub async fn check_phone(&self, name: &str) {
+        self.resize(390, 844).await;
+        self.screenshot(&format!("{name}-phone")).await;
+        let overflow = self
+            .eval("return document.documentElement.scrollWidth > window.innerWidth + 1;")
+            .await;
+        assert_eq!(overflow, Value::Bool(false), "{name}: the page scrolls sideways on a phone");
+        self.resize(1280, 800).await;
     }
 }
 
@@ -227,5 +242,34 @@ impl Drop for Browser {
             libc::kill(-(self.driver.id() as i32), libc::SIGKILL);
         }
         let _ = self.driver.wait();
+    }
+}
+
+/// The workspace's `target/`: the first folder above this crate that holds `Cargo.lock`.
+fn workspace_target() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .expect("a workspace root (a folder with Cargo.lock) above the test crate");
+    root.join("target")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; panics naming `what`.
+async fn retry<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
