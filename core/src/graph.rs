@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::render::elb::LoadBalancerSpec;
 use crate::render::{self, ports};
 use crate::resource::{
-    IngressRule, LoadBalancerResource, Member, NodeHost, NodeSpec, Resource, ResourceId, ResourceKind, ResourceSpec, RuleSource,
+    IngressRule, InstanceArtifact, LoadBalancerResource, Member, NodeBinary, NodeHost, NodeSpec, Resource, ResourceId, ResourceKind,
+    ResourceSpec, RuleSource, stable_hash,
 };
 use crate::spec::{ClusterSpec, NatMode};
 use crate::topology::{Role, Tier, Topology};
@@ -95,13 +96,70 @@ impl Graph {
         self.resources.is_empty()
     }
 
-    /// Builds the graph of `spec` placed as `topology` on `target`.
+    /// Builds the graph of `spec` placed as `topology` on `target`. On AWS this is the
+    /// infrastructure without the `paas-node` object (instances that would install nothing):
+    /// what `paas aws` deploys comes from [`Graph::aws`].
     pub fn desired(spec: &ClusterSpec, topology: &Topology, target: Target) -> Graph {
         match target {
             Target::Sim => sim_graph(spec, topology),
-            Target::Aws => aws_graph(spec, topology),
+            Target::Aws => aws_graph(spec, topology, None),
         }
     }
+
+    /// The AWS graph whose instances install `binary`, uploaded to the cluster's artifact
+    /// bucket under its sha256.
+    pub fn aws(spec: &ClusterSpec, topology: &Topology, binary: &NodeBinary) -> Graph {
+        aws_graph(spec, topology, Some(binary))
+    }
+}
+
+/// The IAM path of a cluster's role, policy and instance profile: how `list` finds them.
+pub fn iam_path(cluster: &str) -> String {
+    format!("/paas/{cluster}/")
+}
+
+/// How the name of a cluster's artifact bucket starts; 12 hex characters follow.
+pub fn artifact_bucket_prefix(cluster: &str) -> String {
+    format!("paas-{cluster}-artifacts-")
+}
+
+/// The artifact bucket's name. Bucket names are global across accounts, so the name carries a
+/// hash of the cluster, its domain and its region; it is at most 60 characters (a cluster name
+/// has at most 32), lowercase, digits and hyphens.
+pub fn artifact_bucket_name(cluster: &str, domain: &str, region: &str) -> String {
+    let hash = stable_hash(&serde_json::json!([cluster, domain, region]));
+    format!("{}{}", artifact_bucket_prefix(cluster), &hash[..12])
+}
+
+/// Where `paas-node` objects live in the artifact bucket: `paas-node/<sha256>`.
+pub const NODE_OBJECT_PREFIX: &str = "paas-node/";
+
+/// The id of the artifact bucket in the AWS graph.
+pub fn artifact_bucket_id() -> ResourceId {
+    ResourceId::new(ResourceKind::Bucket, "artifacts")
+}
+
+/// The id of the `paas-node` object in the AWS graph.
+pub fn node_object_id() -> ResourceId {
+    ResourceId::new(ResourceKind::Object, "paas-node")
+}
+
+/// Lets EC2 instances assume a role: the trust policy of the node role.
+pub const EC2_TRUST: &str =
+    r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// The node role's only permission: reading the objects of the artifact bucket.
+pub fn read_artifacts_policy(bucket: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "ReadNodeArtifacts",
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": format!("arn:aws:s3:::{bucket}/*"),
+        }],
+    })
+    .to_string()
 }
 
 fn node_id(name: &str) -> ResourceId {
@@ -157,7 +215,7 @@ fn sim_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
                     memory_mib,
                     publish,
                 },
-                config: render::node_config(spec, topology, node, &admin_sources),
+                config: render::sim_node_config(spec, topology, node, &admin_sources),
             }),
         );
     }
@@ -200,7 +258,69 @@ fn tcp(port: u16, source: RuleSource) -> IngressRule {
     }
 }
 
-fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
+/// The region of the zones (`eu-west-1a` → `eu-west-1`).
+fn region_of(topology: &Topology) -> &str {
+    topology
+        .azs
+        .first()
+        .map_or("", |az| az.name.trim_end_matches(|c: char| c.is_ascii_lowercase()))
+}
+
+/// The private bucket, the node binary in it, and the role (with its one policy and its
+/// instance profile) through which instances read it. Returns the profile and the object.
+fn aws_artifacts(g: &mut Graph, topology: &Topology, binary: Option<&NodeBinary>) -> (ResourceId, Option<InstanceArtifact>) {
+    let cluster = topology.cluster.clone();
+    let bucket_name = artifact_bucket_name(&cluster, &topology.domain, region_of(topology));
+    let bucket = g.add(artifact_bucket_id(), vec![], ResourceSpec::Bucket { name: bucket_name.clone() });
+    let artifact = binary.map(|binary| {
+        let object = g.add(
+            node_object_id(),
+            vec![bucket.clone()],
+            ResourceSpec::Object {
+                bucket: bucket.clone(),
+                key: format!("{NODE_OBJECT_PREFIX}{}", binary.sha256),
+                sha256: binary.sha256.clone(),
+                source: binary.path.clone(),
+            },
+        );
+        InstanceArtifact {
+            object,
+            sha256: binary.sha256.clone(),
+        }
+    });
+    let path = iam_path(&cluster);
+    let role = g.add(
+        ResourceId::new(ResourceKind::Role, "node"),
+        vec![],
+        ResourceSpec::Role {
+            name: format!("paas-{cluster}-node"),
+            path: path.clone(),
+            trust: EC2_TRUST.into(),
+        },
+    );
+    g.add(
+        ResourceId::new(ResourceKind::Policy, "read-artifacts"),
+        vec![role.clone(), bucket],
+        ResourceSpec::Policy {
+            name: format!("paas-{cluster}-read-artifacts"),
+            path: path.clone(),
+            role: role.clone(),
+            document: read_artifacts_policy(&bucket_name),
+        },
+    );
+    let profile = g.add(
+        ResourceId::new(ResourceKind::InstanceProfile, "node"),
+        vec![role.clone()],
+        ResourceSpec::InstanceProfile {
+            name: format!("paas-{cluster}-node"),
+            path,
+            role,
+        },
+    );
+    (profile, artifact)
+}
+
+fn aws_graph(spec: &ClusterSpec, topology: &Topology, binary: Option<&NodeBinary>) -> Graph {
     let cluster = &topology.cluster;
     let mut g = Graph::new(cluster, Target::Aws);
     let vpc = g.add(
@@ -329,6 +449,8 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
         vec![],
         ResourceSpec::KeyPair { name: cluster.clone() },
     );
+    let (profile, artifact) = aws_artifacts(&mut g, topology, binary);
+    let policy = ResourceId::new(ResourceKind::Policy, "read-artifacts");
 
     for node in &topology.nodes {
         let az = topology.az_of(node);
@@ -348,7 +470,9 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
             Role::Lb => &spec.aws.instance_types.lb,
             Role::AdminLb => &spec.aws.instance_types.adminlb,
         };
-        let mut deps = vec![subnet.clone(), key.clone()];
+        // The policy too: an instance reads the object as soon as it boots.
+        let mut deps = vec![subnet.clone(), key.clone(), profile.clone(), policy.clone()];
+        deps.extend(artifact.iter().map(|a| a.object.clone()));
         deps.extend(groups.iter().cloned());
         g.add(
             node_id(&node.name),
@@ -368,6 +492,8 @@ fn aws_graph(spec: &ClusterSpec, topology: &Topology) -> Graph {
                     security_groups: groups,
                     key_pair: key.clone(),
                     public_ip: node.role == Role::AdminLb,
+                    profile: profile.clone(),
+                    artifact: artifact.clone(),
                 },
                 config: render::node_config(spec, topology, node, &spec.admin_cidrs),
             }),
@@ -434,8 +560,12 @@ mod tests {
     #[test]
     fn every_dependency_is_listed_before_its_dependent() {
         let spec = ClusterSpec::default();
-        for target in [Target::Sim, Target::Aws] {
-            let g = Graph::desired(&spec, &topology(&spec), target);
+        let aws = Graph::aws(&spec, &topology(&spec), &binary('a'));
+        for (target, g) in [Target::Sim, Target::Aws]
+            .map(|t| (t, Graph::desired(&spec, &topology(&spec), t)))
+            .into_iter()
+            .chain([(Target::Aws, aws)])
+        {
             let mut seen = std::collections::BTreeSet::new();
             for r in g.resources() {
                 for d in &r.depends_on {
@@ -481,6 +611,86 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn binary(sha: char) -> NodeBinary {
+        NodeBinary {
+            path: "/tmp/paas-node".into(),
+            sha256: std::iter::repeat_n(sha, 64).collect(),
+        }
+    }
+
+    #[test]
+    fn aws_graph_delivers_the_node_binary_from_a_private_bucket_through_an_instance_profile() {
+        let spec = ClusterSpec::default();
+        let g = Graph::aws(&spec, &topology(&spec), &binary('a'));
+        let of = |kind| g.resources().iter().filter(|r| r.kind() == kind).collect::<Vec<_>>();
+        for kind in [
+            ResourceKind::Bucket,
+            ResourceKind::Object,
+            ResourceKind::Role,
+            ResourceKind::Policy,
+            ResourceKind::InstanceProfile,
+        ] {
+            assert_eq!(of(kind).len(), 1, "{kind}");
+        }
+        let ResourceSpec::Object { key, bucket, .. } = &of(ResourceKind::Object)[0].spec else {
+            unreachable!()
+        };
+        assert_eq!(key, &format!("paas-node/{}", "a".repeat(64)));
+        let ResourceSpec::Bucket { name } = &g.get(bucket).unwrap().spec else {
+            unreachable!()
+        };
+        assert!(
+            name.len() <= 63 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{name}"
+        );
+        let ResourceSpec::Policy { document, .. } = &of(ResourceKind::Policy)[0].spec else {
+            unreachable!()
+        };
+        let doc: serde_json::Value = serde_json::from_str(document).unwrap();
+        let statements = doc["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1);
+        assert_eq!(statements[0]["Effect"], "Allow");
+        assert_eq!(statements[0]["Action"], "s3:GetObject");
+        assert_eq!(statements[0]["Resource"], format!("arn:aws:s3:::{name}/*"));
+        for node in of(ResourceKind::Node) {
+            let ResourceSpec::Node(NodeSpec {
+                host: NodeHost::Instance { profile, artifact, .. },
+                ..
+            }) = &node.spec
+            else {
+                unreachable!()
+            };
+            assert_eq!(profile.kind(), ResourceKind::InstanceProfile);
+            assert_eq!(artifact.as_ref().unwrap().object, node_object_id());
+            for dep in [profile, &node_object_id(), &ResourceId::new(ResourceKind::Policy, "read-artifacts")] {
+                assert!(node.depends_on.contains(dep), "{} needs {dep}", node.id);
+            }
+        }
+    }
+
+    #[test]
+    fn a_new_node_binary_replaces_the_object_and_every_instance_and_nothing_else() {
+        let spec = ClusterSpec::default();
+        let (a, b) = (
+            Graph::aws(&spec, &topology(&spec), &binary('a')),
+            Graph::aws(&spec, &topology(&spec), &binary('b')),
+        );
+        let changed: Vec<_> = a
+            .resources()
+            .iter()
+            .filter(|r| r.fingerprint().replace != b.get(&r.id).unwrap().fingerprint().replace)
+            .map(|r| r.kind())
+            .collect();
+        assert_eq!(changed.iter().filter(|k| **k == ResourceKind::Node).count(), 11);
+        assert_eq!(changed.iter().filter(|k| **k == ResourceKind::Object).count(), 1);
+        assert_eq!(changed.len(), 12);
+        // Where the binary was read from is not what it is.
+        let mut moved = binary('a');
+        moved.path = "/elsewhere/paas-node".into();
+        let c = Graph::aws(&spec, &topology(&spec), &moved);
+        assert!(a.resources().iter().all(|r| r.fingerprint() == c.get(&r.id).unwrap().fingerprint()));
     }
 
     #[test]

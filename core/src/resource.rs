@@ -1,6 +1,7 @@
 //! Typed resources with dependencies: what a backend creates, reads, updates and deletes.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,16 @@ pub enum ResourceKind {
     RouteTable,
     SecurityGroup,
     KeyPair,
+    /// A private S3 bucket of the cluster's artifacts.
+    Bucket,
+    /// An object in a bucket, uploaded from a local file.
+    Object,
+    /// An IAM role the cluster's instances assume.
+    Role,
+    /// A managed IAM policy attached to a role.
+    Policy,
+    /// An IAM instance profile carrying a role to instances.
+    InstanceProfile,
     Node,
     LoadBalancer,
     DnsZone,
@@ -27,7 +38,7 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 11] = [
+    pub const ALL: [ResourceKind; 16] = [
         ResourceKind::Network,
         ResourceKind::Gateway,
         ResourceKind::Subnet,
@@ -35,6 +46,11 @@ impl ResourceKind {
         ResourceKind::RouteTable,
         ResourceKind::SecurityGroup,
         ResourceKind::KeyPair,
+        ResourceKind::Bucket,
+        ResourceKind::Object,
+        ResourceKind::Role,
+        ResourceKind::Policy,
+        ResourceKind::InstanceProfile,
         ResourceKind::Node,
         ResourceKind::LoadBalancer,
         ResourceKind::DnsZone,
@@ -50,6 +66,11 @@ impl ResourceKind {
             ResourceKind::RouteTable => "route-table",
             ResourceKind::SecurityGroup => "security-group",
             ResourceKind::KeyPair => "key-pair",
+            ResourceKind::Bucket => "bucket",
+            ResourceKind::Object => "object",
+            ResourceKind::Role => "role",
+            ResourceKind::Policy => "policy",
+            ResourceKind::InstanceProfile => "instance-profile",
             ResourceKind::Node => "node",
             ResourceKind::LoadBalancer => "load-balancer",
             ResourceKind::DnsZone => "dns-zone",
@@ -66,8 +87,14 @@ impl ResourceKind {
     /// be torn down in a safe order.
     pub fn rank(self) -> u8 {
         match self {
-            ResourceKind::Network | ResourceKind::KeyPair | ResourceKind::DnsZone => 0,
-            ResourceKind::Gateway | ResourceKind::Subnet | ResourceKind::SecurityGroup => 1,
+            ResourceKind::Network | ResourceKind::KeyPair | ResourceKind::DnsZone | ResourceKind::Bucket | ResourceKind::Role => 0,
+            // An object empties its bucket, a policy and a profile free their role, when deleted.
+            ResourceKind::Gateway
+            | ResourceKind::Subnet
+            | ResourceKind::SecurityGroup
+            | ResourceKind::Object
+            | ResourceKind::Policy
+            | ResourceKind::InstanceProfile => 1,
             ResourceKind::Nat => 2,
             ResourceKind::RouteTable => 3,
             ResourceKind::Node => 4,
@@ -164,6 +191,40 @@ pub enum ResourceSpec {
     KeyPair {
         name: String,
     },
+    /// A private bucket: public access blocked, ACLs off, encrypted at rest by default.
+    Bucket {
+        name: String,
+    },
+    /// An object uploaded from `source` when missing. Its key and `sha256` say what it is; the
+    /// local path is not part of the fingerprint.
+    Object {
+        bucket: ResourceId,
+        key: String,
+        /// Lowercase hex sha256 of the content.
+        sha256: String,
+        source: PathBuf,
+    },
+    /// An IAM role under `path`, assumable as `trust` allows.
+    Role {
+        name: String,
+        path: String,
+        /// The trust (assume-role) policy document, JSON.
+        trust: String,
+    },
+    /// A managed IAM policy under `path`, attached to `role`.
+    Policy {
+        name: String,
+        path: String,
+        role: ResourceId,
+        /// The policy document, JSON.
+        document: String,
+    },
+    /// An instance profile under `path` holding `role`.
+    InstanceProfile {
+        name: String,
+        path: String,
+        role: ResourceId,
+    },
     Node(NodeSpec),
     LoadBalancer(LoadBalancerResource),
     DnsZone {
@@ -208,7 +269,27 @@ pub enum NodeHost {
         security_groups: Vec<ResourceId>,
         key_pair: ResourceId,
         public_ip: bool,
+        /// The instance profile whose role reads the node binary.
+        profile: ResourceId,
+        /// The `paas-node` object the instance installs at boot; `None` in a graph built
+        /// without a node binary (an offline look at the infrastructure).
+        artifact: Option<InstanceArtifact>,
     },
+}
+
+/// The `paas-node` an instance installs: part of its fingerprint, so a new binary is a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceArtifact {
+    pub object: ResourceId,
+    pub sha256: String,
+}
+
+/// A local `paas-node` build to deliver to AWS instances, with the sha256 of its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeBinary {
+    pub path: PathBuf,
+    /// Lowercase hex sha256.
+    pub sha256: String,
 }
 
 /// The external load balancer and the nodes behind it.
@@ -268,6 +349,17 @@ impl Resource {
         self.id.kind()
     }
 
+    /// Whether this resource refers to `dep` only through what it can change in place (a load
+    /// balancer's members, a DNS record's target), so a replaced `dep` needs an update here,
+    /// not a replacement.
+    pub fn refers_in_place(&self, dep: &ResourceId) -> bool {
+        match &self.spec {
+            ResourceSpec::LoadBalancer(lb) => lb.members.iter().any(|m| &m.node == dep),
+            ResourceSpec::DnsRecord { target, .. } => target == dep,
+            _ => false,
+        }
+    }
+
     /// The resource's [`Fingerprint`]. Stable across runs and versions: FNV-1a over the JSON of
     /// the fields, so a label written today compares equal tomorrow.
     pub fn fingerprint(&self) -> Fingerprint {
@@ -290,12 +382,14 @@ impl Resource {
             ResourceSpec::SecurityGroup { name, description, rules } => (json!([name, description]), json!(rules)),
             ResourceSpec::RouteTable { tier, via, subnets } => (json!([tier, via]), json!(subnets)),
             ResourceSpec::DnsRecord { name, target } => (json!(name), json!(target)),
+            // Where the content was read from is not what the object is.
+            ResourceSpec::Object { bucket, key, sha256, .. } => (json!([bucket, key, sha256]), Value::Null),
             spec => (json!(spec), Value::Null),
         }
     }
 }
 
-fn stable_hash(value: &serde_json::Value) -> String {
+pub(crate) fn stable_hash(value: &serde_json::Value) -> String {
     // serde_json's maps are ordered (BTreeMap), so the text is canonical.
     let text = value.to_string();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

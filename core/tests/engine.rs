@@ -308,3 +308,85 @@ fn a_node_recorded_with_other_settings_is_a_change_not_a_restore() {
     assert!(m.restores.is_empty(), "{:?}", m.restored_names());
     assert!(m.describe_changes().contains("create node/slave-1"), "{}", m.describe_changes());
 }
+
+fn aws_graph_with(spec: &ClusterSpec, sha: char) -> Graph {
+    let topology = Topology::place(spec, &Topology::sim_zones(spec.azs)).unwrap();
+    let binary = paas_core::resource::NodeBinary {
+        path: "/tmp/paas-node".into(),
+        sha256: std::iter::repeat_n(sha, 64).collect(),
+    };
+    Graph::aws(spec, &topology, &binary)
+}
+
+#[test]
+fn a_new_node_binary_rolls_the_instances_one_at_a_time_masters_first_and_keeps_the_elb() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
+    let spec = ClusterSpec::default();
+    runtime()
+        .block_on(engine.apply(&aws_graph_with(&spec, 'a'), "test", &no_events))
+        .unwrap();
+
+    let events = std::sync::Mutex::new(Vec::new());
+    let newer = aws_graph_with(&spec, 'b');
+    let (plan, _) = runtime()
+        .block_on(engine.apply(&newer, "test", &|e| events.lock().unwrap().push(e)))
+        .unwrap();
+    let rolled: Vec<&str> = plan.rolling.iter().map(|id| id.name()).collect();
+    assert_eq!(rolled.len(), 11);
+    assert_eq!(&rolled[..3], ["master-1", "master-2", "master-3"], "masters first: {rolled:?}");
+    assert_eq!(rolled.last(), Some(&"adminlb-1"));
+    let action = |id: &str| plan.steps.iter().find(|s| s.id.as_str() == id).map(|s| s.action);
+    assert_eq!(action("load-balancer/elb"), Some(Action::Update), "the elb keeps serving");
+    assert_eq!(action("dns-record/wildcard"), None);
+    assert_eq!(action("dns-record/marathon-admin"), Some(Action::Update));
+    assert_eq!(action("object/paas-node"), Some(Action::Replace));
+
+    // Each node's replacement finishes before the next one starts, in the plan's order.
+    let mut order = Vec::new();
+    let mut running: Option<ResourceId> = None;
+    for event in events.lock().unwrap().iter() {
+        match event {
+            paas_core::engine::Event::Started {
+                id,
+                action: Action::Replace,
+            } if id.kind() == paas_core::resource::ResourceKind::Node => {
+                assert!(running.is_none(), "{id} started while {running:?} was being replaced");
+                running = Some(id.clone());
+                order.push(id.name().to_string());
+            }
+            paas_core::engine::Event::Finished {
+                id,
+                action: Action::Replace,
+                ..
+            } if running.as_ref() == Some(id) => running = None,
+            _ => {}
+        }
+    }
+    assert_eq!(order, rolled);
+    assert_eq!(world(&backend), desired_world(&newer));
+}
+
+#[test]
+fn a_roll_interrupted_midway_is_finished_by_the_next_apply_with_no_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let engine = Engine::new(&backend, StateStore::new(dir.path(), "paas", "memory"), options());
+    let spec = ClusterSpec::default();
+    runtime()
+        .block_on(engine.apply(&aws_graph_with(&spec, 'a'), "test", &no_events))
+        .unwrap();
+    let newer = aws_graph_with(&spec, 'b');
+    // The list, the object's delete and create, then a few deletes and creates of the roll.
+    backend.inject(9, Fault::Fail);
+    assert!(runtime().block_on(engine.apply(&newer, "test", &no_events)).is_err());
+    let again = runtime().block_on(engine.plan(&newer)).unwrap();
+    assert!(
+        !again.is_empty() && again.rolling.len() < 11,
+        "some nodes were rolled: {:?}",
+        again.rolling
+    );
+    runtime().block_on(engine.apply(&newer, "test", &no_events)).unwrap();
+    assert_eq!(world(&backend), desired_world(&newer));
+}

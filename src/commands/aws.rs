@@ -4,6 +4,7 @@
 //! `--endpoint-url` points every client at an emulator. Nothing secret is ever printed.
 
 use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
@@ -30,6 +31,10 @@ pub struct AwsArgs {
     /// Send every AWS call here instead (an emulator such as moto).
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// The `paas-node` instances install (a Linux x86_64 build needing glibc ≤ 2.36), uploaded
+    /// to the cluster's private artifact bucket. Default: the `paas-node` beside `paas`.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub node_binary: Option<PathBuf>,
     #[command(subcommand)]
     pub command: AwsCommand,
 }
@@ -112,15 +117,22 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             ScaleRole::Lbs => spec.nodes.lbs = scale.count,
         })?;
     }
+    // What `plan`, `up` and `scale` deliver, checked before AWS is contacted.
+    let node_binary = match args.command {
+        AwsCommand::Plan | AwsCommand::Up(_) | AwsCommand::Scale(_) => Some(node_binary(args.node_binary.as_deref())?),
+        _ => None,
+    };
     let connection = Connection::Chain {
         region: args.region.clone().or_else(|| ctx.spec.aws.region.clone()),
         profile: args.profile.clone(),
         endpoint_url: args.endpoint_url.clone(),
     };
-    let deployment = Deployment::connect(ctx.spec.clone(), &ctx.state_dir, &connection, Waits::default())
+    let mut deployment = Deployment::connect(ctx.spec.clone(), &ctx.state_dir, &connection, Waits::default())
         .await
-        .context("connecting to AWS")?
-        .with_artifact(None);
+        .context("connecting to AWS")?;
+    if let Some(binary) = node_binary {
+        deployment = deployment.with_node_binary(binary);
+    }
     let quiet = global.quiet || ctx.output == OutputFormat::Json;
     if !quiet {
         for warning in deployment.warnings() {
@@ -197,6 +209,28 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The `paas-node` to deliver: `--node-binary`, else the one beside this `paas` when it is a
+/// Linux x86_64 build. Bad input (exit 2, nothing contacted) when there is none.
+fn node_binary(flag: Option<&Path>) -> anyhow::Result<paas_core::resource::NodeBinary> {
+    if let Some(path) = flag {
+        return paas_aws::node_binary::inspect(path).map_err(|e| BadInput(format!("--node-binary: {e}")).into());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("paas-node")));
+    let why = match &beside {
+        Some(path) => match paas_aws::node_binary::inspect(path) {
+            Ok(binary) => return Ok(binary),
+            Err(e) => e.to_string(),
+        },
+        None => "the directory of the running paas is unknown".into(),
+    };
+    Err(BadInput(format!(
+        "no paas-node to install on the instances ({why}); give a Linux x86_64 build with --node-binary PATH"
+    ))
+    .into())
 }
 
 /// On an existing cluster, a plan that changes it is shown and needs a yes (the flag, or an

@@ -77,14 +77,31 @@ impl Intercept for Counting {
     }
 }
 
-/// The EC2, classic ELB and Route53 clients.
+/// The EC2, classic ELB, Route53, S3 and IAM clients.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
     pub elb: aws_sdk_elasticloadbalancing::Client,
     pub route53: aws_sdk_route53::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub iam: aws_sdk_iam::Client,
     pub counter: Arc<CallCounter>,
     pub region: String,
+    /// The endpoint every call goes to when it is not AWS's own (an emulator): instances then
+    /// fetch their binary from there too.
+    pub endpoint_url: Option<String>,
+}
+
+/// An S3 client on `builder`: path-style addressing at an emulator (its host name cannot take
+/// a bucket in front), and checksums only where S3 requires them, so an upload is one plain
+/// request every S3 implementation understands.
+fn s3_client(builder: aws_sdk_s3::config::Builder, emulator: bool) -> aws_sdk_s3::Client {
+    let config = builder
+        .force_path_style(emulator)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// Why the clients could not be made.
@@ -126,6 +143,19 @@ impl Clients {
                 let route53 = aws_sdk_route53::Config::builder()
                     .behavior_version_latest()
                     .region(region.clone())
+                    .credentials_provider(credentials.clone())
+                    .endpoint_url(endpoint_url)
+                    .interceptor(interceptor.clone())
+                    .build();
+                let s3 = aws_sdk_s3::Config::builder()
+                    .behavior_version_latest()
+                    .region(region.clone())
+                    .credentials_provider(credentials.clone())
+                    .endpoint_url(endpoint_url)
+                    .interceptor(interceptor.clone());
+                let iam = aws_sdk_iam::Config::builder()
+                    .behavior_version_latest()
+                    .region(region.clone())
                     .credentials_provider(credentials)
                     .endpoint_url(endpoint_url)
                     .interceptor(interceptor)
@@ -134,8 +164,11 @@ impl Clients {
                     ec2: aws_sdk_ec2::Client::from_conf(ec2),
                     elb: aws_sdk_elasticloadbalancing::Client::from_conf(elb),
                     route53: aws_sdk_route53::Client::from_conf(route53),
+                    s3: s3_client(s3, true),
+                    iam: aws_sdk_iam::Client::from_conf(iam),
                     counter,
                     region: region.to_string(),
+                    endpoint_url: Some(endpoint_url.clone()),
                 })
             }
             Connection::Chain {
@@ -159,13 +192,20 @@ impl Clients {
                 let elb = aws_sdk_elasticloadbalancing::config::Builder::from(&shared)
                     .interceptor(interceptor.clone())
                     .build();
-                let route53 = aws_sdk_route53::config::Builder::from(&shared).interceptor(interceptor).build();
+                let route53 = aws_sdk_route53::config::Builder::from(&shared)
+                    .interceptor(interceptor.clone())
+                    .build();
+                let s3 = aws_sdk_s3::config::Builder::from(&shared).interceptor(interceptor.clone());
+                let iam = aws_sdk_iam::config::Builder::from(&shared).interceptor(interceptor).build();
                 Ok(Clients {
                     ec2: aws_sdk_ec2::Client::from_conf(ec2),
                     elb: aws_sdk_elasticloadbalancing::Client::from_conf(elb),
                     route53: aws_sdk_route53::Client::from_conf(route53),
+                    s3: s3_client(s3, endpoint_url.is_some()),
+                    iam: aws_sdk_iam::Client::from_conf(iam),
                     counter,
                     region,
+                    endpoint_url: endpoint_url.clone(),
                 })
             }
         }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use paas_core::engine::{ApplyOptions, ApplyReport, EngineError, Event, Plan, State, StateStore};
-use paas_core::resource::ResourceKind;
+use paas_core::resource::{NodeBinary, ResourceKind};
 use paas_core::spec::NatMode;
 use paas_core::topology::PlacementError;
 use paas_core::{BackendError, ClusterSpec, Engine, Graph, Observed, Target, Topology};
@@ -30,6 +30,8 @@ pub enum DeploymentError {
         #[source]
         source: PlacementError,
     },
+    #[error("no paas-node binary to deliver to the instances: give one with --node-binary")]
+    NoNodeBinary,
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -73,6 +75,7 @@ pub struct Deployment {
     backend: AwsBackend,
     store: StateStore,
     options: ApplyOptions,
+    node_binary: Option<NodeBinary>,
 }
 
 impl Deployment {
@@ -92,6 +95,7 @@ impl Deployment {
             backend,
             store,
             options: ApplyOptions::default(),
+            node_binary: None,
         })
     }
 
@@ -101,9 +105,10 @@ impl Deployment {
         self
     }
 
-    /// Instances fetch `paas-node` from `artifact` at boot.
-    pub fn with_artifact(mut self, artifact: Option<paas_core::render::userdata::NodeArtifact>) -> Deployment {
-        self.backend = self.backend.with_artifact(artifact);
+    /// The `paas-node` instances install (see [`crate::node_binary::inspect`]); `plan` and
+    /// `up` need one.
+    pub fn with_node_binary(mut self, binary: NodeBinary) -> Deployment {
+        self.node_binary = Some(binary);
         self
     }
 
@@ -145,9 +150,11 @@ impl Deployment {
         Topology::place(&self.spec, &zones).map_err(|source| DeploymentError::Placement { region, source })
     }
 
-    /// The desired resources of the spec in this region.
+    /// The desired resources of the spec in this region, delivering the node binary. Fails
+    /// without one.
     pub async fn graph(&self) -> Result<Graph, DeploymentError> {
-        Ok(Graph::desired(&self.spec, &self.topology().await?, Target::Aws))
+        let binary = self.node_binary.as_ref().ok_or(DeploymentError::NoNodeBinary)?;
+        Ok(Graph::aws(&self.spec, &self.topology().await?, binary))
     }
 
     /// What `up` would change. Reads only.

@@ -19,6 +19,11 @@ const TRANSIENT: &[&str] = &[
     "IncorrectState",
     "InvalidChangeBatch.Conflict",
     "InvalidIPAddress.InUse",
+    // IAM: a role still in a profile or with a policy attached while those are being deleted.
+    "DeleteConflict",
+    "ConcurrentModification",
+    // S3: a conflicting operation on the same bucket is still under way.
+    "OperationAborted",
 ];
 
 /// Whether an error code says the thing is not there.
@@ -27,7 +32,7 @@ fn is_not_found(code: &str) -> bool {
         || code.ends_with("NotFound")
         || matches!(
             code,
-            "NoSuchHostedZone" | "InvalidKeyPair.NotFound" | "InvalidAllocationID.NotFound"
+            "NoSuchHostedZone" | "InvalidKeyPair.NotFound" | "InvalidAllocationID.NotFound" | "NoSuchEntity" | "NoSuchBucket" | "NoSuchKey"
         )
 }
 

@@ -2,14 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Instance, InstanceNetworkInterfaceSpecification, InstanceStateName, ResourceType};
+use aws_sdk_ec2::types::{
+    HttpTokensState, IamInstanceProfileSpecification, Instance, InstanceMetadataEndpointState, InstanceMetadataOptionsRequest,
+    InstanceNetworkInterfaceSpecification, InstanceStateName, ResourceType,
+};
 use base64::Engine as _;
 use paas_core::backend::{NodeOp, Resolved};
-use paas_core::render::userdata;
+use paas_core::render::userdata::{self, NodeArtifact};
 use paas_core::resource::{NodeHost, Resource, ResourceSpec};
 use paas_core::{BackendError, Observed};
 
-use crate::error::{aws, creating};
+use crate::error::{aws, code, creating};
 use crate::network::{filter, observed, wrong_spec};
 use crate::tags::{self, Marks};
 use crate::{AwsBackend, dep};
@@ -115,6 +118,8 @@ impl AwsBackend {
             security_groups,
             key_pair,
             public_ip,
+            profile,
+            artifact,
         } = &node.host
         else {
             return Err(BackendError::failed("run instance", &resource.id, "the node is not an instance"));
@@ -127,7 +132,23 @@ impl AwsBackend {
             .collect::<Result<Vec<_>, _>>()?;
         let key = dep(deps, &resource.id, key_pair)?;
         let key_name = key.attrs.get("name").cloned().unwrap_or_else(|| key_pair.name().to_string());
-        let user_data = userdata::cloud_config(&node.config, self.artifact.as_ref()).map_err(|size| {
+        let profile = dep(deps, &resource.id, profile)?;
+        let profile_name = profile.attrs.get("name").cloned().unwrap_or_else(|| profile.provider_id.clone());
+        let artifact = match artifact {
+            Some(artifact) => {
+                let object = dep(deps, &resource.id, &artifact.object)?;
+                let attr = |key: &str| object.attrs.get(key).cloned().unwrap_or_default();
+                Some(NodeArtifact {
+                    bucket: attr("bucket"),
+                    key: attr("key"),
+                    sha256: artifact.sha256.clone(),
+                    region: self.clients.region.clone(),
+                    endpoint: self.clients.endpoint_url.clone(),
+                })
+            }
+            None => None,
+        };
+        let user_data = userdata::cloud_config(&node.config, artifact.as_ref()).map_err(|size| {
             BackendError::failed(
                 "render user-data",
                 &resource.id,
@@ -152,12 +173,31 @@ impl AwsBackend {
             .max_count(1)
             .key_name(key_name)
             .network_interfaces(interface)
+            .iam_instance_profile(IamInstanceProfileSpecification::builder().name(profile_name).build())
+            // IMDSv2 only: credentials need a session token from a PUT, which one hop cannot
+            // make from inside a task's container.
+            .metadata_options(
+                InstanceMetadataOptionsRequest::builder()
+                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                    .http_tokens(HttpTokensState::Required)
+                    .http_put_response_hop_limit(1)
+                    .build(),
+            )
             .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
             .tag_specifications(marks.ec2_spec(ResourceType::Instance))
             .tag_specifications(marks.ec2_spec(ResourceType::Volume))
             .send()
             .await
-            .map_err(|e| creating(aws("run instance", &resource.id, e)))?;
+            .map_err(|e| {
+                // A profile made a moment ago is not visible to EC2 yet ("Invalid IAM Instance
+                // Profile"): IAM is eventually consistent.
+                let young_profile = code(&e).as_deref() == Some("InvalidParameterValue")
+                    && format!("{e:?}").to_ascii_lowercase().contains("instance profile");
+                match creating(aws("run instance", &resource.id, e)) {
+                    BackendError::Failed { op, id, message, .. } if young_profile => BackendError::Transient { op, id, message },
+                    other => other,
+                }
+            })?;
         let first = out
             .instances()
             .first()

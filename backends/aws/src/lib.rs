@@ -1,5 +1,6 @@
 //! paas backend on AWS: a VPC spread over availability zones, NAT gateways, security groups,
-//! instances with cloud-init user-data, a classic ELB and a Route53 zone.
+//! instances with cloud-init user-data, a classic ELB and a Route53 zone; and the private
+//! artifact bucket (S3) plus the instance role (IAM) through which instances fetch `paas-node`.
 //!
 //! Every resource is tagged at creation with the cluster, its resource id and its fingerprint
 //! (see [`tags`]), so [`AwsBackend::list`] rebuilds the whole cluster from AWS alone, and an
@@ -7,15 +8,18 @@
 //! creation takes several calls (security groups, route tables, the gateway, the ELB) are
 //! tagged as pending until the last call, so the next plan finishes them.
 
+mod bucket;
 pub mod client;
 pub mod deployment;
 mod dns;
 mod elb;
 pub mod error;
+mod iam;
 mod instances;
 mod keypair;
 mod nat;
 mod network;
+pub mod node_binary;
 mod security;
 pub mod tags;
 
@@ -26,12 +30,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use paas_core::backend::{NodeOp, Resolved};
-use paas_core::render::userdata::NodeArtifact;
 use paas_core::resource::{Resource, ResourceId, ResourceKind};
 use paas_core::{Backend, BackendError, Observed};
 
 pub use client::{CallCounter, Clients, ConnectError, Connection};
 pub use deployment::{Deployment, DeploymentError, Outcome, Status};
+pub use node_binary::NodeBinaryError;
 
 /// How long and how often to poll for something AWS does in the background (a NAT gateway
 /// becoming available or deleted, an instance running or terminated, an ENI released).
@@ -62,8 +66,6 @@ pub struct AwsBackend {
     attempted: Mutex<HashSet<ResourceId>>,
     /// AMI ids looked up by (name pattern, owner).
     amis: Mutex<BTreeMap<(String, String), String>>,
-    /// Where instances fetch `paas-node` from (see [`paas_core::render::userdata`]).
-    artifact: Option<NodeArtifact>,
 }
 
 impl AwsBackend {
@@ -75,14 +77,7 @@ impl AwsBackend {
             waits,
             attempted: Mutex::new(HashSet::new()),
             amis: Mutex::new(BTreeMap::new()),
-            artifact: None,
         }
-    }
-
-    /// Instances fetch `paas-node` from `artifact` at boot.
-    pub fn with_artifact(mut self, artifact: Option<NodeArtifact>) -> AwsBackend {
-        self.artifact = artifact;
-        self
     }
 
     pub fn clients(&self) -> &Clients {
@@ -158,7 +153,7 @@ impl Backend for AwsBackend {
     }
 
     async fn list(&self, cluster: &str) -> Result<Vec<Observed>, BackendError> {
-        let (network, nats, groups, keys, nodes, elb, dns) = tokio::join!(
+        let (network, nats, groups, keys, nodes, elb, dns, artifacts, iam) = tokio::join!(
             self.list_network(cluster),
             self.list_nats(cluster),
             self.list_security_groups(cluster),
@@ -166,8 +161,12 @@ impl Backend for AwsBackend {
             self.list_instances(cluster),
             self.list_load_balancer(cluster),
             self.list_dns(cluster),
+            self.list_artifacts(cluster),
+            self.list_iam(cluster),
         );
         let mut all = network?;
+        all.extend(artifacts?);
+        all.extend(iam?);
         all.extend(nats?);
         all.extend(groups?);
         all.extend(keys?);
@@ -195,6 +194,11 @@ impl Backend for AwsBackend {
             ResourceKind::RouteTable => self.create_route_table(cluster, resource, deps).await,
             ResourceKind::SecurityGroup => self.create_security_group(cluster, resource, deps).await,
             ResourceKind::KeyPair => self.create_key_pair(cluster, resource).await,
+            ResourceKind::Bucket => self.create_bucket(cluster, resource).await,
+            ResourceKind::Object => self.create_object(cluster, resource, deps).await,
+            ResourceKind::Role => self.create_role(cluster, resource).await,
+            ResourceKind::Policy => self.create_policy(cluster, resource, deps).await,
+            ResourceKind::InstanceProfile => self.create_instance_profile(cluster, resource, deps).await,
             ResourceKind::Node => self.create_instance(cluster, resource, deps).await,
             ResourceKind::LoadBalancer => self.create_load_balancer(cluster, resource, deps).await,
             ResourceKind::DnsZone => self.create_zone(cluster, resource).await,
@@ -205,6 +209,9 @@ impl Backend for AwsBackend {
     async fn update(&self, cluster: &str, resource: &Resource, current: &Observed, deps: &Resolved) -> Result<Observed, BackendError> {
         match resource.kind() {
             ResourceKind::Gateway => self.finish_gateway(resource, current, deps).await,
+            ResourceKind::Bucket => self.finish_bucket(cluster, resource).await,
+            ResourceKind::Policy => self.finish_policy(resource, current, deps).await,
+            ResourceKind::InstanceProfile => self.finish_instance_profile(resource, current, deps).await,
             ResourceKind::RouteTable => self.update_route_table(resource, current, deps).await,
             ResourceKind::SecurityGroup => self.update_security_group(resource, current, deps).await,
             ResourceKind::LoadBalancer => self.update_load_balancer(resource, current, deps).await,
@@ -226,6 +233,11 @@ impl Backend for AwsBackend {
             ResourceKind::RouteTable => self.delete_route_table(current).await,
             ResourceKind::SecurityGroup => self.delete_security_group(current).await,
             ResourceKind::KeyPair => self.delete_key_pair(current).await,
+            ResourceKind::Bucket => self.delete_bucket(current).await,
+            ResourceKind::Object => self.delete_object(current).await,
+            ResourceKind::Role => self.delete_role(current).await,
+            ResourceKind::Policy => self.delete_policy(current).await,
+            ResourceKind::InstanceProfile => self.delete_instance_profile(current).await,
             ResourceKind::Node => self.terminate_instance(current).await,
             ResourceKind::LoadBalancer => self.delete_load_balancer(current).await,
             ResourceKind::DnsZone => self.delete_zone(current).await,
@@ -248,6 +260,8 @@ impl AwsBackend {
             ResourceKind::Nat => self.list_nats(cluster).await?,
             ResourceKind::SecurityGroup => self.list_security_groups(cluster).await?,
             ResourceKind::KeyPair => self.list_key_pairs(cluster).await?,
+            ResourceKind::Bucket | ResourceKind::Object => self.list_artifacts(cluster).await?,
+            ResourceKind::Role | ResourceKind::Policy | ResourceKind::InstanceProfile => self.list_iam(cluster).await?,
             ResourceKind::Node => self.list_instances(cluster).await?,
             ResourceKind::LoadBalancer => self.list_load_balancer(cluster).await?,
             ResourceKind::DnsZone | ResourceKind::DnsRecord => self.list_dns(cluster).await?,

@@ -88,6 +88,57 @@ impl Marks {
     }
 }
 
+impl Marks {
+    pub fn s3(&self) -> Vec<aws_sdk_s3::types::Tag> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_s3::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key and value are set")
+            })
+            .collect()
+    }
+
+    /// The tags as the query string S3's PutObject takes (`x-amz-tagging`), so an object is
+    /// tagged in the same request that stores it.
+    pub fn s3_query(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    pub fn iam(&self) -> Vec<aws_sdk_iam::types::Tag> {
+        self.0
+            .iter()
+            .map(|(k, v)| {
+                aws_sdk_iam::types::Tag::builder()
+                    .key(k)
+                    .value(v)
+                    .build()
+                    .expect("key and value are set")
+            })
+            .collect()
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// The filter selecting a cluster's EC2 resources.
 pub fn cluster_filter(cluster: &str) -> aws_sdk_ec2::types::Filter {
     aws_sdk_ec2::types::Filter::builder()
@@ -161,6 +212,15 @@ mod tests {
         for key in [CLUSTER, ROLE, AZ, RESOURCE, FINGERPRINT_REPLACE, FINGERPRINT_UPDATE, NAME] {
             assert!(names.contains(&key), "{key}");
         }
+    }
+
+    #[test]
+    fn object_tags_travel_as_an_encoded_query() {
+        let marks = Marks(vec![
+            ("paas:resource".into(), "object/paas-node".into()),
+            ("Name".into(), "a b".into()),
+        ]);
+        assert_eq!(marks.s3_query(), "paas%3Aresource=object%2Fpaas-node&Name=a%20b");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! replacements), rank by rank from the top, so nothing is deleted before what depends on it.
 //! Then every creation and update, each as soon as its dependencies are done, at most
 //! `parallelism` at a time. Each finished step is written to the state file at once.
+//!
+//! Rolled replacements ([`Plan::rolling`]) are the exception: they are not deleted up front but
+//! in the second phase, one at a time in the plan's order, each deleting the old machine and
+//! creating the new one before the next starts.
 
 mod lock;
 mod plan;
@@ -191,7 +195,7 @@ impl<'a> Engine<'a> {
         let deletions: Vec<&Step> = plan
             .steps
             .iter()
-            .filter(|s| matches!(s.action, Action::Delete | Action::Replace) && s.current.is_some())
+            .filter(|s| matches!(s.action, Action::Delete | Action::Replace) && s.current.is_some() && !plan.rolls(&s.id))
             .collect();
         let mut ranks: Vec<u8> = deletions
             .iter()
@@ -245,6 +249,9 @@ impl<'a> Engine<'a> {
             .collect();
         let mut waiting: Vec<&Resource> = desired.resources().iter().filter(|r| work.contains_key(&r.id)).collect();
         let mut pending: BTreeSet<&ResourceId> = work.keys().copied().collect();
+        // The rolled replacements still to do, in order; the first may run once none is running.
+        let mut rolls = plan.rolling.iter().filter(|id| work.contains_key(id)).peekable();
+        let mut rolling_now = false;
         let mut in_flight = FuturesUnordered::new();
         let mut failure = None;
         loop {
@@ -252,9 +259,15 @@ impl<'a> Engine<'a> {
                 let mut i = 0;
                 while i < waiting.len() && in_flight.len() < self.options.parallelism {
                     let resource = waiting[i];
-                    if resource.depends_on.iter().any(|d| pending.contains(d)) {
+                    let rolled = plan.rolls(&resource.id);
+                    let its_turn = !rolled || (!rolling_now && rolls.peek() == Some(&&resource.id));
+                    if !its_turn || resource.depends_on.iter().any(|d| pending.contains(d)) {
                         i += 1;
                         continue;
+                    }
+                    if rolled {
+                        rolls.next();
+                        rolling_now = true;
                     }
                     waiting.remove(i);
                     let step = work[&resource.id];
@@ -277,12 +290,15 @@ impl<'a> Engine<'a> {
                         id: resource.id.clone(),
                         action: step.action,
                     });
-                    in_flight.push(self.run_create_or_update(cluster, step, resource, current, deps, on_event));
+                    in_flight.push(self.run_create_or_update(cluster, step, resource, current, deps, rolled, on_event));
                 }
             }
             let Some((step, result, elapsed)) = in_flight.next().await else {
                 break;
             };
+            if plan.rolls(&step.id) {
+                rolling_now = false;
+            }
             match result {
                 Ok(observed) => {
                     pending.remove(&step.id);
@@ -323,6 +339,7 @@ impl<'a> Engine<'a> {
         resource: &Resource,
         current: Option<Observed>,
         deps: Resolved,
+        rolled: bool,
         on_event: &(dyn Fn(Event) + Sync),
     ) -> (&'s Step, Result<Observed, BackendError>, u64) {
         let started = Instant::now();
@@ -330,6 +347,21 @@ impl<'a> Engine<'a> {
             (Action::Update, Some(current)) => {
                 self.retrying(step, on_event, || self.backend.update(cluster, resource, &current, &deps))
                     .await
+            }
+            (Action::Replace, _) if rolled => {
+                // The machine the plan saw: the state may list another copy of the same id.
+                let old = step.current.as_ref().expect("replacements carry the observed resource");
+                let deleted = match self.retrying(step, on_event, || self.backend.delete(cluster, old)).await {
+                    Err(BackendError::NotFound { .. }) => Ok(()),
+                    other => other,
+                };
+                match deleted {
+                    Ok(()) => {
+                        self.retrying(step, on_event, || self.backend.create(cluster, resource, &deps))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             _ => {
                 self.retrying(step, on_event, || self.backend.create(cluster, resource, &deps))

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::backend::Observed;
 use crate::graph::{Graph, Target};
-use crate::resource::ResourceId;
+use crate::resource::{ResourceId, ResourceKind, ResourceSpec};
 
 /// What a step does to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -58,6 +58,11 @@ pub struct Plan {
     pub cluster: String,
     pub target: Target,
     pub steps: Vec<Step>,
+    /// Node replacements done one at a time, in this order (masters, then slaves, then lbs,
+    /// then the adminlb), each deleting the old machine only when the one before is running
+    /// again. Empty when nothing rolls; see [`plan`] for which replacements do.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rolling: Vec<ResourceId>,
 }
 
 impl Plan {
@@ -68,6 +73,11 @@ impl Plan {
     /// How many steps of each action.
     pub fn count(&self, action: Action) -> usize {
         self.steps.iter().filter(|s| s.action == action).count()
+    }
+
+    /// Whether `id`'s replacement is rolled (done in turn, not deleted up front).
+    pub fn rolls(&self, id: &ResourceId) -> bool {
+        self.rolling.contains(id)
     }
 
     /// `3 to create, 1 to update, 0 to replace, 2 to delete`.
@@ -86,7 +96,13 @@ impl Plan {
 ///
 /// Observed resources with the same id (left by a crashed tool that did not mark its creates
 /// atomically, or by hand) are reduced to one: the copy matching the desired fingerprint stays.
-/// A resource whose dependency is replaced is replaced too, since it may refer to the old one.
+/// A resource whose dependency is replaced is replaced too, since it may refer to the old one,
+/// unless it refers to it only through what it can change in place (a load balancer's members,
+/// a DNS record's target): then it is updated.
+///
+/// On AWS, replaced instances roll (see [`Plan::rolling`]) when nothing they stand on is
+/// replaced with them but the node binary's object: a subnet or security group being replaced
+/// must first lose every instance in it, so those replacements delete up front as before.
 pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
     let mut steps = Vec::new();
     let mut by_id: BTreeMap<&ResourceId, Vec<&Observed>> = BTreeMap::new();
@@ -123,15 +139,21 @@ pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
     steps.extend(deletes);
 
     let mut replaced: BTreeSet<&ResourceId> = BTreeSet::new();
+    let mut rolling = Vec::new();
     for resource in desired.resources() {
         let want = resource.fingerprint();
+        let replaced_dep = resource.depends_on.iter().find(|d| replaced.contains(d));
         let step = match current.get(&resource.id) {
             None => Some((Action::Create, "not there yet".to_string())),
             Some(o) if o.fingerprint.replace != want.replace => {
                 Some((Action::Replace, "a setting that cannot change in place changed".to_string()))
             }
-            Some(_) if resource.depends_on.iter().any(|d| replaced.contains(d)) => {
-                let dep = resource.depends_on.iter().find(|d| replaced.contains(d)).expect("just found");
+            Some(_) if replaced_dep.is_some_and(|d| resource.refers_in_place(d)) => {
+                let dep = replaced_dep.expect("just matched");
+                Some((Action::Update, format!("{dep} is replaced")))
+            }
+            Some(_) if replaced_dep.is_some() => {
+                let dep = replaced_dep.expect("just matched");
                 Some((Action::Replace, format!("depends on {dep}, which is replaced")))
             }
             Some(o) if o.fingerprint.update != want.update => Some((Action::Update, "its members, rules or target changed".to_string())),
@@ -140,6 +162,16 @@ pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
         if let Some((action, reason)) = step {
             if action == Action::Replace {
                 replaced.insert(&resource.id);
+                let held = resource
+                    .depends_on
+                    .iter()
+                    .any(|d| replaced.contains(d) && d.kind() != ResourceKind::Object);
+                if let ResourceSpec::Node(node) = &resource.spec
+                    && desired.target == Target::Aws
+                    && !held
+                {
+                    rolling.push((node.role, resource.id.clone()));
+                }
             }
             steps.push(Step {
                 action,
@@ -149,10 +181,14 @@ pub fn plan(desired: &Graph, observed: &[Observed]) -> Plan {
             });
         }
     }
+    // Masters first (the quorum is at its fullest before anything else moves), then the
+    // machines that serve: slaves, lbs, the adminlb. Placement order within a role.
+    rolling.sort_by_key(|(role, _)| *role);
     Plan {
         cluster: desired.cluster.clone(),
         target: desired.target,
         steps,
+        rolling: rolling.into_iter().map(|(_, id)| id).collect(),
     }
 }
 
@@ -213,5 +249,6 @@ pub fn plan_destroy(cluster: &str, target: Target, observed: &[Observed]) -> Pla
         cluster: cluster.into(),
         target,
         steps,
+        rolling: Vec::new(),
     }
 }

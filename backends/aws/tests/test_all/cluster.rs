@@ -10,7 +10,7 @@ use paas_core::{Backend, ClusterSpec, Engine, Graph, Target, Topology};
 
 use crate::moto::Moto;
 
-fn spec(azs: u32, slaves: u32) -> ClusterSpec {
+pub fn spec(azs: u32, slaves: u32) -> ClusterSpec {
     let mut spec = ClusterSpec {
         name: "demo".into(),
         domain: "demo.example.com".into(),
@@ -24,13 +24,18 @@ fn spec(azs: u32, slaves: u32) -> ClusterSpec {
     spec
 }
 
-async fn graph(backend: &AwsBackend, spec: &ClusterSpec) -> Graph {
-    let zones = backend.clients().zones().await.unwrap();
-    let topology = Topology::place(spec, &zones).unwrap();
-    Graph::desired(spec, &topology, Target::Aws)
+pub async fn graph(backend: &AwsBackend, spec: &ClusterSpec) -> Graph {
+    graph_with(backend, spec, &crate::moto::node_binary(b"first build")).await
 }
 
-fn options() -> ApplyOptions {
+/// The graph delivering `binary`.
+pub async fn graph_with(backend: &AwsBackend, spec: &ClusterSpec, binary: &paas_core::resource::NodeBinary) -> Graph {
+    let zones = backend.clients().zones().await.unwrap();
+    let topology = Topology::place(spec, &zones).unwrap();
+    Graph::aws(spec, &topology, binary)
+}
+
+pub fn options() -> ApplyOptions {
     ApplyOptions {
         parallelism: 8,
         attempts: 5,
@@ -38,7 +43,7 @@ fn options() -> ApplyOptions {
     }
 }
 
-fn ids(observed: &[paas_core::Observed]) -> BTreeMap<ResourceId, usize> {
+pub fn ids(observed: &[paas_core::Observed]) -> BTreeMap<ResourceId, usize> {
     let mut counts = BTreeMap::new();
     for o in observed {
         *counts.entry(o.id.clone()).or_insert(0) += 1;
@@ -188,9 +193,9 @@ async fn an_up_interrupted_at_any_of_several_points_then_rerun_leaves_no_duplica
     let spec = spec(2, 2);
     let g = graph(&backend, &spec).await;
     let engine = Engine::new(&backend, StateStore::new(dir.path(), "demo", "aws"), options());
-    // Each run first lists the cluster (14 requests), then fails the 3rd, 10th and 17th
-    // request of its creates: later runs find what earlier ones made.
-    for nth in [17, 24, 31] {
+    // Each run first lists the cluster (18 requests on an empty account, more as it fills),
+    // then fails a request among its creates: later runs find what earlier ones made.
+    for nth in [21, 28, 35] {
         backend.clients().counter.fail_after(Some(nth));
         let result = engine.apply(&g, "up", &|_| {}).await;
         assert!(result.is_err(), "request {nth} was to fail the apply");

@@ -40,7 +40,10 @@ fn spec(azs: u32) -> ClusterSpec {
 async fn plan_up_status_and_down_through_the_deployment() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let deployment = Deployment::connect(spec(3), dir.path(), &connection(&moto), waits()).await.unwrap();
+    let deployment = Deployment::connect(spec(3), dir.path(), &connection(&moto), waits())
+        .await
+        .unwrap()
+        .with_node_binary(crate::moto::node_binary(b"deployment"));
     let plan = deployment.plan().await.unwrap();
     assert_eq!(plan.count(paas_core::Action::Create), plan.steps.len());
     assert!(deployment.status().await.unwrap().nodes.is_empty(), "plan changed nothing");
@@ -72,7 +75,10 @@ async fn plan_up_status_and_down_through_the_deployment() {
 async fn more_azs_than_the_region_has_is_an_error_naming_its_zones_and_single_nat_warns() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let deployment = Deployment::connect(spec(9), dir.path(), &connection(&moto), waits()).await.unwrap();
+    let deployment = Deployment::connect(spec(9), dir.path(), &connection(&moto), waits())
+        .await
+        .unwrap()
+        .with_node_binary(crate::moto::node_binary(b"deployment"));
     let err = deployment.plan().await.expect_err("9 AZs do not exist");
     assert!(matches!(err, DeploymentError::Placement { .. }), "{err:?}");
     let text = format!("{:#}", anyhow::Error::from(err));
@@ -80,7 +86,10 @@ async fn more_azs_than_the_region_has_is_an_error_naming_its_zones_and_single_na
 
     let mut single = spec(3);
     single.aws.nat = NatMode::Single;
-    let deployment = Deployment::connect(single, dir.path(), &connection(&moto), waits()).await.unwrap();
+    let deployment = Deployment::connect(single, dir.path(), &connection(&moto), waits())
+        .await
+        .unwrap()
+        .with_node_binary(crate::moto::node_binary(b"deployment"));
     assert_eq!(deployment.warnings().len(), 1);
     deployment.up("up", &|_| {}).await.unwrap();
     let nats = deployment.backend().clients().ec2.describe_nat_gateways().send().await.unwrap();

@@ -67,6 +67,27 @@ impl Moto {
     }
 }
 
+/// A stand-in `paas-node`: a Linux x86_64 ELF header followed by `content`, written to a file
+/// that lives as long as the test process.
+pub fn node_binary(content: &[u8]) -> paas_core::resource::NodeBinary {
+    let mut bytes = vec![0u8; 64];
+    bytes[..4].copy_from_slice(b"\x7fELF");
+    bytes[4] = 2; // 64-bit
+    bytes[5] = 1; // little-endian
+    bytes[6] = 1;
+    bytes[16] = 3; // position-independent executable
+    bytes[18] = 62; // x86_64
+    bytes.extend_from_slice(content);
+    let dir = std::env::temp_dir().join(format!("paas-aws-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!(
+        "paas-node-{:x}",
+        content.iter().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(*b)))
+    ));
+    std::fs::write(&path, &bytes).unwrap();
+    paas_aws::node_binary::inspect(&path).unwrap()
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
