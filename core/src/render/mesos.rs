@@ -19,8 +19,11 @@ pub fn master_flags(spec: &ClusterSpec, topology: &Topology, node: &Node) -> Vec
     ]
 }
 
-/// Flags of `mesos-agent` on a slave: its resources and its `zone` attribute (so Marathon
-/// constraints like `["zone", "GROUP_BY"]` spread tasks over AZs).
+/// Flags of `mesos-agent` on a slave: its resources, its `zone` attribute (so Marathon
+/// constraints like `["zone", "GROUP_BY"]` spread tasks over AZs), and both containerizers in
+/// Mesos' order, so an app with a DOCKER container runs on the node's Docker engine and any
+/// other app as a command in a sandbox. Docker's defaults (the engine's socket, `bridge` and
+/// `host` networks) hold on a machine; the sim adds [`super::sim::agent_docker_flags`].
 pub fn agent_flags(spec: &ClusterSpec, topology: &Topology, node: &Node) -> Vec<String> {
     let agent = &spec.agent;
     let ports = spec.agent_ports();
@@ -35,6 +38,7 @@ pub fn agent_flags(spec: &ClusterSpec, topology: &Topology, node: &Node) -> Vec<
         format!("--ip={}", node.address),
         format!("--port={}", ports::MESOS_AGENT),
         format!("--work_dir={}/agent", paths::MESOS_WORK),
+        "--containerizers=docker,mesos".into(),
     ]
 }
 

@@ -114,5 +114,17 @@ pub fn node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_s
     }
 }
 
+/// A node's configuration in the sim: [`node_config`], with a slave's agent placing Docker
+/// tasks beside its own container (see [`sim`]).
+pub fn sim_node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_sources: &[String]) -> NodeConfig {
+    let mut config = node_config(spec, topology, node, admin_sources);
+    if node.role == Role::Slave {
+        for agent in config.programs.iter_mut().filter(|p| p.name == "mesos-agent") {
+            agent.args.extend(sim::agent_docker_flags(&topology.cluster, node));
+        }
+    }
+    config
+}
+
 #[cfg(test)]
 mod tests;

@@ -42,6 +42,20 @@ fn agent_flags_carry_resources_and_zone() {
 }
 
 #[test]
+fn sim_agents_place_docker_tasks_beside_their_slave() {
+    let (spec, topology) = default_cluster();
+    let slave = topology.node("slave-2").unwrap();
+    let config = sim_node_config(&spec, &topology, slave, &[]);
+    insta::assert_snapshot!("sim_agent_flags", args(&config, "mesos-agent"));
+    // Other roles are the same in the sim as anywhere.
+    let master = topology.node("master-1").unwrap();
+    assert_eq!(
+        sim_node_config(&spec, &topology, master, &[]),
+        node_config(&spec, &topology, master, &[])
+    );
+}
+
+#[test]
 fn lb_nginx_and_lb_sync() {
     let (spec, topology) = default_cluster();
     let config = node_config(&spec, &topology, topology.node("lb-1").unwrap(), &[]);
