@@ -147,6 +147,9 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
                 OutputFormat::Text => {
                     println!("Plan for cluster `{}` on aws in {}:", plan.cluster, deployment.region());
                     print!("{}", output::render_plan(&plan, output::colour()));
+                    if let Some(roll) = describe_roll(&plan) {
+                        println!("{roll}");
+                    }
                 }
             }
             Ok(())
@@ -174,11 +177,20 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
                     deployment.region()
                 );
             }
+            if !quiet && let Some(roll) = describe_roll(&plan) {
+                eprintln!("{roll}");
+            }
             let outcome = deployment.up("aws up", &|event| progress.handle(event)).await;
             progress.finish();
             let outcome = outcome?;
             let status = deployment.status().await?;
-            report(&ctx, &outcome, Some(&status))
+            report(&ctx, &outcome, Some(&status))?;
+            if !quiet && args.endpoint_url.is_some() {
+                eprintln!(
+                    "Not checking the cluster's health: at an emulator (--endpoint-url) instances never boot; stopped after the infrastructure."
+                );
+            }
+            Ok(())
         }
         AwsCommand::Down => {
             let progress = Progress::new(0, quiet);
@@ -209,6 +221,25 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// How the plan replaces instances, and what that does and does not guarantee; `None` when
+/// no instance is replaced in turn.
+fn describe_roll(plan: &paas_core::Plan) -> Option<String> {
+    if plan.rolling.is_empty() {
+        return None;
+    }
+    let order: Vec<&str> = plan.rolling.iter().map(|id| id.name()).collect();
+    Some(format!(
+        "Rolling {} instances one at a time, masters first: {}.\n\
+         Each old instance is terminated only once the new one before it is running in EC2, and the elb \
+         and DNS records are updated, not replaced. Not checked between two instances: that the new \
+         node's programs are up (ZooKeeper in the quorum, Mesos and Marathon elected, agent registered, \
+         lb in service), so a node slower to boot than the next termination can leave two masters \
+         down at once; watch `paas aws status` and the admin UIs while it rolls.",
+        order.len(),
+        order.join(", ")
+    ))
 }
 
 /// The `paas-node` to deliver: `--node-binary`, else the one beside this `paas` when it is a
