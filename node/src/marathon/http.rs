@@ -319,15 +319,23 @@ async fn events(State(shared): State<Arc<Shared>>, params: Params, headers: Head
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 
-/// A broadcast receiver as a stream; a slow reader that lags skips ahead.
+/// A subscriber's events as a stream, ended when the subscriber falls behind.
+///
+/// Every subscriber reads one bounded ring of the latest events (the broadcast channel's
+/// capacity); a subscriber that lets the ring pass it by (a slow reader, or one that stalled
+/// without closing) is cut off rather than buffered for, as Marathon closes the connection of a
+/// consumer with more than `event_stream_max_outstanding_messages` events outstanding. Memory
+/// stays bounded whatever the subscribers do, the others are never held up, and a client that
+/// reconnects knows it missed events (skipping ahead silently would hide the gap).
 fn broadcast_stream(receiver: tokio::sync::broadcast::Receiver<Value>) -> impl futures::Stream<Item = Value> {
     futures::stream::unfold(receiver, |mut receiver| async move {
-        loop {
-            match receiver.recv().await {
-                Ok(value) => return Some((value, receiver)),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        match receiver.recv().await {
+            Ok(value) => Some((value, receiver)),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "closing the event stream of a slow event consumer");
+                None
             }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
         }
     })
 }
@@ -1408,5 +1416,22 @@ mod tests {
             AppPath::App("/shop/tasks".into())
         );
         assert_eq!(parse_app_path("tasks", none), AppPath::App("/tasks".into()));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_a_ring_behind_is_cut_off_and_the_others_get_every_event() {
+        let (events, _) = tokio::sync::broadcast::channel::<Value>(8);
+        let stalled = broadcast_stream(events.subscribe());
+        let reader = broadcast_stream(events.subscribe());
+        futures::pin_mut!(stalled, reader);
+        for i in 0..20 {
+            events.send(json!({ "n": i })).unwrap();
+            assert_eq!(reader.next().await, Some(json!({ "n": i })), "the reader is never held up");
+        }
+        assert_eq!(
+            stalled.next().await,
+            None,
+            "20 events behind a ring of 8: cut off, not buffered for"
+        );
     }
 }

@@ -6,6 +6,7 @@ mod conformance;
 mod failover;
 mod health;
 mod restart;
+mod slow_consumer;
 mod store;
 mod survives_any_input;
 

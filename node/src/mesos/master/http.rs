@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::Master;
-use super::cluster::CallError;
+use super::cluster::{self, CallError};
 use super::operator;
 use super::state_json;
 use crate::mesos::protocol::{AgentPing, PING_PATH, REGISTER_PATH, RegisterAgent, STATUS_PATH, StatusUpdate};
@@ -135,7 +135,7 @@ async fn version() -> Response {
 
 async fn metrics_snapshot(State(master): Shared) -> Response {
     let snapshot = master
-        .with_cluster(|c| state_json::metrics(&master, Some(c)))
+        .read_cluster(|c| state_json::metrics(&master, Some(c)))
         .unwrap_or_else(|| state_json::metrics(&master, None));
     axum::Json(snapshot).into_response()
 }
@@ -152,7 +152,7 @@ async fn state(State(master): Shared, uri: Uri) -> Response {
     if let Some(response) = unless_leading(&master, &uri) {
         return response;
     }
-    match master.with_cluster(|c| state_json::state(&master, Some(c))) {
+    match master.read_cluster(|c| state_json::state(&master, Some(c))) {
         Some(body) => axum::Json(body).into_response(),
         // Stepped down between the check and now.
         None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
@@ -163,7 +163,7 @@ async fn state_summary(State(master): Shared, uri: Uri) -> Response {
     if let Some(response) = unless_leading(&master, &uri) {
         return response;
     }
-    match master.with_cluster(|c| state_json::state_summary(&master, c)) {
+    match master.read_cluster(|c| state_json::state_summary(&master, c)) {
         Some(body) => axum::Json(body).into_response(),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
     }
@@ -173,7 +173,7 @@ async fn slaves(State(master): Shared, uri: Uri) -> Response {
     if let Some(response) = unless_leading(&master, &uri) {
         return response;
     }
-    let body = master.with_cluster(|c| json!({"slaves": state_json::slaves(c), "recovered_slaves": []}));
+    let body = master.read_cluster(|c| json!({"slaves": state_json::slaves(c), "recovered_slaves": []}));
     axum::Json(body).into_response()
 }
 
@@ -181,7 +181,7 @@ async fn tasks(State(master): Shared, uri: Uri, Query(query): Query<HashMap<Stri
     if let Some(response) = unless_leading(&master, &uri) {
         return response;
     }
-    let body = master.with_cluster(|c| json!({"tasks": state_json::tasks(c, &query)}));
+    let body = master.read_cluster(|c| json!({"tasks": state_json::tasks(c, &query)}));
     axum::Json(body).into_response()
 }
 
@@ -189,7 +189,7 @@ async fn frameworks(State(master): Shared, uri: Uri) -> Response {
     if let Some(response) = unless_leading(&master, &uri) {
         return response;
     }
-    let body = master.with_cluster(|c| {
+    let body = master.read_cluster(|c| {
         json!({
             "frameworks": state_json::frameworks(c),
             "completed_frameworks": state_json::completed_frameworks(c),
@@ -233,7 +233,7 @@ async fn operator_api(State(master): Shared, method: Method, uri: Uri, headers: 
             "Expecting 'Accept' to allow 'application/json' (this master speaks JSON only)",
         );
     }
-    match master.with_cluster(|c| operator::answer(&master, c, &kind)) {
+    match master.read_cluster(|c| operator::answer(&master, c, &kind)) {
         Some(answer) => operator_response(answer),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
     }
@@ -331,25 +331,27 @@ async fn scheduler(State(master): Shared, uri: Uri, headers: HeaderMap, body: By
                 "Subscribe calls should not include the 'Mesos-Stream-Id' header",
             );
         }
-        return subscribe(&master, call);
+        return subscribe(&master, call).await;
     }
     let framework_id = call.framework_id.as_ref().map(|f| f.value.clone()).unwrap_or_default();
-    let outcome = master.with_cluster(|cluster| {
-        cluster.check_stream(&framework_id, stream_id)?;
-        match call.kind {
-            CallType::Teardown => cluster.teardown(&framework_id),
-            CallType::Accept => cluster.accept(&framework_id, call.accept.as_ref().expect("validated")),
-            CallType::Decline => cluster.decline(&framework_id, call.decline.as_ref().expect("validated")),
-            CallType::Kill => cluster.kill(&framework_id, call.kill.as_ref().expect("validated")),
-            CallType::Acknowledge => cluster.acknowledge(&framework_id, call.acknowledge.as_ref().expect("validated"))?,
-            CallType::Reconcile => cluster.reconcile(&framework_id, call.reconcile.as_ref().expect("validated")),
-            CallType::Revive => cluster.revive(&framework_id),
-            CallType::Suppress => cluster.suppress(&framework_id),
-            // Accepted and ignored: the sim has no executors, inverse offers or requests.
-            _ => {}
-        }
-        Ok(())
-    });
+    let outcome = master
+        .with_cluster(|cluster| {
+            cluster.check_stream(&framework_id, stream_id)?;
+            match call.kind {
+                CallType::Teardown => cluster.teardown(&framework_id),
+                CallType::Accept => cluster.accept(&framework_id, call.accept.as_ref().expect("validated")),
+                CallType::Decline => cluster.decline(&framework_id, call.decline.as_ref().expect("validated")),
+                CallType::Kill => cluster.kill(&framework_id, call.kill.as_ref().expect("validated")),
+                CallType::Acknowledge => cluster.acknowledge(&framework_id, call.acknowledge.as_ref().expect("validated"))?,
+                CallType::Reconcile => cluster.reconcile(&framework_id, call.reconcile.as_ref().expect("validated")),
+                CallType::Revive => cluster.revive(&framework_id),
+                CallType::Suppress => cluster.suppress(&framework_id),
+                // Accepted and ignored: the sim has no executors, inverse offers or requests.
+                _ => {}
+            }
+            Ok(())
+        })
+        .await;
     match outcome {
         Some(Ok(())) => StatusCode::ACCEPTED.into_response(),
         Some(Err(e)) => call_error(e),
@@ -357,18 +359,20 @@ async fn scheduler(State(master): Shared, uri: Uri, headers: HeaderMap, body: By
     }
 }
 
-fn subscribe(master: &Master, call: Call) -> Response {
+async fn subscribe(master: &Master, call: Call) -> Response {
     let info = call.subscribe.expect("validated").framework_info;
-    let (sender, mut receiver) = mpsc::unbounded_channel::<Vec<u8>>();
-    let subscribed = master.with_cluster(|c| {
-        let removed = info.id.as_ref().is_some_and(|id| c.is_removed(&id.value));
-        // As Mesos does, a torn-down framework gets a stream holding only ERROR.
-        (!removed).then(|| c.subscribe(info, sender.clone()))
-    });
+    let (sender, mut receiver) = mpsc::channel::<Vec<u8>>(cluster::FRAMEWORK_EVENTS_QUEUED);
+    let subscribed = master
+        .with_cluster(|c| {
+            let removed = info.id.as_ref().is_some_and(|id| c.is_removed(&id.value));
+            // As Mesos does, a torn-down framework gets a stream holding only ERROR.
+            (!removed).then(|| c.subscribe(info, sender.clone()))
+        })
+        .await;
     let (framework_id, stream_id) = match subscribed {
         Some(Some(ids)) => ids,
         Some(None) => {
-            let _ = sender.send(recordio::encode(&Event::error("Framework has been removed")));
+            let _ = sender.try_send(recordio::encode(&Event::error("Framework has been removed")));
             drop(sender);
             (String::new(), uuid::Uuid::new_v4().to_string())
         }
@@ -399,7 +403,7 @@ async fn register_agent(State(master): Shared, uri: Uri, body: Bytes) -> Respons
         Ok(request) => request,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("malformed registration: {e}")),
     };
-    match master.with_cluster(|c| c.register_agent(request)) {
+    match master.with_cluster(|c| c.register_agent(request)).await {
         Some(registered) => axum::Json(registered).into_response(),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
     }
@@ -413,7 +417,7 @@ async fn agent_ping(State(master): Shared, uri: Uri, body: Bytes) -> Response {
         Ok(ping) => ping,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("malformed ping: {e}")),
     };
-    match master.with_cluster(|c| c.agent_ping(&ping.agent_id.value)) {
+    match master.with_cluster(|c| c.agent_ping(&ping.agent_id.value)).await {
         Some(true) => StatusCode::OK.into_response(),
         Some(false) => text(StatusCode::NOT_FOUND, "Agent is not registered"),
         None => text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"),
@@ -428,7 +432,9 @@ async fn status_update(State(master): Shared, uri: Uri, body: Bytes) -> Response
         Ok(update) => update,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("malformed status update: {e}")),
     };
-    let applied = master.with_cluster(|c| c.status_update(&update.agent_id.value, &update.framework_id.value, update.status));
+    let applied = master
+        .with_cluster(|c| c.status_update(&update.agent_id.value, &update.framework_id.value, update.status))
+        .await;
     match applied {
         Some(true) => StatusCode::ACCEPTED.into_response(),
         Some(false) => text(StatusCode::NOT_FOUND, "Agent is not registered"),

@@ -24,6 +24,12 @@ use crate::zk::ZkUrl;
 /// The Mesos version the master reports; Marathon checks that it is recent enough.
 pub const MESOS_VERSION: &str = "1.11.0";
 
+/// Effects queued for the dispatcher at most; a change to the cluster waits while it is this
+/// far behind (agents or ZooKeeper slow to answer) rather than queueing without bound.
+const EFFECTS_QUEUED: usize = 1024;
+/// Calls to agents in flight at most; the dispatcher waits for one to finish beyond that.
+const AGENT_CALLS_IN_FLIGHT: usize = 128;
+
 /// Flags of `mesos-master`, named as Mesos names them.
 #[derive(Clone, Debug, clap::Args)]
 #[command(rename_all = "snake_case")]
@@ -78,20 +84,33 @@ pub struct Master {
     cluster: Mutex<Option<Cluster>>,
     /// The leader as seen in ZooKeeper (possibly this master).
     pub(crate) leader: watch::Receiver<Option<v1::MasterInfo>>,
-    effects: mpsc::UnboundedSender<Effect>,
+    /// To the dispatcher; behind an async lock so that effects leave in the order the model
+    /// queued them even when a sender has to wait for room.
+    effects: tokio::sync::Mutex<mpsc::Sender<Effect>>,
 }
 
 impl Master {
-    /// Runs `f` on the cluster state if this master leads, then dispatches the effects it queued.
-    pub(crate) fn with_cluster<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> Option<R> {
-        let mut guard = self.cluster.lock().unwrap_or_else(|e| e.into_inner());
-        let cluster = guard.as_mut()?;
-        let result = f(cluster);
-        for effect in cluster.take_effects() {
+    /// Runs `f` on the cluster state if this master leads, then hands the effects it queued to
+    /// the dispatcher, waiting while the dispatcher's bounded queue is full.
+    pub(crate) async fn with_cluster<R>(&self, f: impl FnOnce(&mut Cluster) -> R) -> Option<R> {
+        let effects = self.effects.lock().await;
+        let (result, queued) = {
+            let mut guard = self.cluster.lock().unwrap_or_else(|e| e.into_inner());
+            let cluster = guard.as_mut()?;
+            let result = f(cluster);
+            (result, cluster.take_effects())
+        };
+        for effect in queued {
             // The dispatcher lives as long as the process.
-            let _ = self.effects.send(effect);
+            let _ = effects.send(effect).await;
         }
         Some(result)
+    }
+
+    /// Reads the cluster state if this master leads; reads queue no effects.
+    pub(crate) fn read_cluster<R>(&self, f: impl FnOnce(&Cluster) -> R) -> Option<R> {
+        let guard = self.cluster.lock().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(f)
     }
 
     /// Whether this master leads.
@@ -139,14 +158,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(master = %id, %address, zk = %args.zk, quorum = args.quorum, "starting Mesos master");
 
     let (leader_tx, leader_rx) = watch::channel(None);
-    let (effects_tx, effects_rx) = mpsc::unbounded_channel();
+    let (effects_tx, effects_rx) = mpsc::channel(EFFECTS_QUEUED);
     let master = Arc::new(Master {
         info,
         args: args.clone(),
         start_time: v1::now_seconds(),
         cluster: Mutex::new(None),
         leader: leader_rx,
-        effects: effects_tx,
+        effects: tokio::sync::Mutex::new(effects_tx),
     });
 
     let server = axum::serve(listener, http::router(master.clone()));
@@ -191,18 +210,23 @@ async fn tick(master: Arc<Master>) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        master.with_cluster(|cluster| cluster.tick(Instant::now()));
+        master.with_cluster(|cluster| cluster.tick(Instant::now())).await;
     }
 }
 
 /// Performs the effects the cluster model queues: calls to agents and registry writes.
-async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut effects: mpsc::UnboundedReceiver<Effect>) {
+async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut effects: mpsc::Receiver<Effect>) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("building the HTTP client");
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(AGENT_CALLS_IN_FLIGHT));
     while let Some(effect) = effects.recv().await {
+        // Never closed, so acquiring fails never.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
         match effect {
             Effect::Launch {
                 agent,
@@ -227,9 +251,14 @@ async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut
                         Ok(response) => Some(format!("agent answered {}", response.status())),
                         Err(e) => Some(format!("agent unreachable: {e}")),
                     };
+                    // Released before reporting: the report may wait for the dispatcher, which
+                    // may be waiting for this permit.
+                    drop(permit);
                     if let Some(message) = failure {
                         tracing::warn!(task = %task_id, agent = %agent_id, %message, "launch failed");
-                        master.with_cluster(|c| c.launch_failed(&framework_id.value, &agent_id, &task_id, &message));
+                        master
+                            .with_cluster(|c| c.launch_failed(&framework_id.value, &agent_id, &task_id, &message))
+                            .await;
                     }
                 });
             }
@@ -240,6 +269,7 @@ async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut
                     if let Err(e) = client.post(&url).json(&ack).send().await {
                         tracing::warn!(task = %ack.task_id, error = %e, "forwarding an acknowledgement to the agent");
                     }
+                    drop(permit);
                 });
             }
             Effect::Kill { agent, kill } => {
@@ -249,14 +279,17 @@ async fn dispatch_effects(master: Arc<Master>, registry: registry::Registry, mut
                     if let Err(e) = client.post(&url).json(&kill).send().await {
                         tracing::warn!(task = %kill.task_id, error = %e, "asking the agent to kill a task");
                     }
+                    drop(permit);
                 });
             }
             Effect::RegistryAdd { agent_id, data } => {
+                drop(permit);
                 if let Err(e) = registry.add(&agent_id, &data).await {
                     tracing::warn!(agent = %agent_id, error = %e, source = ?std::error::Error::source(&e), "recording the agent in the registry");
                 }
             }
             Effect::RegistryRemove { agent_id } => {
+                drop(permit);
                 if let Err(e) = registry.remove(&agent_id).await {
                     tracing::warn!(agent = %agent_id, error = %e, source = ?std::error::Error::source(&e), "removing the agent from the registry");
                 }

@@ -211,8 +211,6 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
-    use tokio::sync::mpsc;
-
     use super::super::testing::*;
     use super::*;
     use crate::mesos::v1::TaskInfo;
@@ -229,7 +227,7 @@ mod tests {
             status: TaskStatus::new(Id::new("t"), TaskState::Running),
         };
         let mut cluster = Cluster::new(config(), vec!["known".into()]);
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = stream();
         let info = FrameworkInfo {
             id: Some(Id::new("f")),
             ..FrameworkInfo::default()

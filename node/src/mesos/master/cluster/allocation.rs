@@ -88,8 +88,6 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
-    use tokio::sync::mpsc;
-
     use super::super::Effect;
     use super::super::testing::*;
     use super::*;
@@ -100,8 +98,8 @@ mod tests {
     fn offers_exclude_used_and_offered_resources() {
         let mut cluster = Cluster::new(config(), vec![]);
         let registered = cluster.register_agent(agent("cpus:1;mem:256;ports:[100-101]"));
-        let (tx_a, mut rx_a) = mpsc::unbounded_channel();
-        let (tx_b, mut rx_b) = mpsc::unbounded_channel();
+        let (tx_a, mut rx_a) = stream();
+        let (tx_b, mut rx_b) = stream();
         let (a, _) = cluster.subscribe(FrameworkInfo::default(), tx_a);
         let (b, _) = cluster.subscribe(FrameworkInfo::default(), tx_b);
         cluster.allocate(Instant::now());

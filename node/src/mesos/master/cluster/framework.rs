@@ -43,7 +43,7 @@ pub(super) struct Filter {
 #[derive(Debug)]
 pub(super) struct Stream {
     pub(super) id: String,
-    pub(super) sender: mpsc::UnboundedSender<Vec<u8>>,
+    pub(super) sender: mpsc::Sender<Vec<u8>>,
 }
 
 /// A framework: subscribed, disconnected within its failover timeout, or only known from

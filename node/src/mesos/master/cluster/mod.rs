@@ -27,6 +27,7 @@ use crate::mesos::protocol::{AcknowledgeUpdate, KillTask};
 use crate::mesos::v1::{self, TaskInfo, TaskState};
 
 pub use self::agent::{Agent, AgentAddress};
+pub use self::events::FRAMEWORK_EVENTS_QUEUED;
 pub use self::framework::{Framework, OfferRecord, Task};
 
 /// Timeouts and intervals of the master, from its flags.

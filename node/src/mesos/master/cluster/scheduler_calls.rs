@@ -43,7 +43,7 @@ impl Cluster {
     /// SUBSCRIBE: registers a new framework or re-subscribes a known (or recovered) one, sends
     /// SUBSCRIBED on the new stream, then any unacknowledged updates. Returns the framework id
     /// and the stream id. An older stream of the same framework is closed.
-    pub fn subscribe(&mut self, mut info: FrameworkInfo, sender: mpsc::UnboundedSender<Vec<u8>>) -> (String, String) {
+    pub fn subscribe(&mut self, mut info: FrameworkInfo, sender: mpsc::Sender<Vec<u8>>) -> (String, String) {
         let framework_id = match &info.id {
             Some(id) if !id.value.is_empty() => id.value.clone(),
             _ => self.next(""),
@@ -58,7 +58,7 @@ impl Cluster {
             .or_insert_with(|| Framework::new(framework_id.clone(), info.clone(), false));
         if let Some(old) = framework.stream.take() {
             // As Mesos does, the previous connection of a failed-over scheduler is told why it ends.
-            let _ = old.sender.send(recordio::encode(&Event::error("Framework failed over")));
+            let _ = old.sender.try_send(recordio::encode(&Event::error("Framework failed over")));
         }
         framework.info = info;
         framework.recovered = false;
@@ -225,8 +225,9 @@ impl Cluster {
                 Some("Task uses no resources".to_owned())
             } else if !pool.contains(&requested) {
                 Some(format!("Task uses more resources {requested} than available {pool}"))
-            } else if task.command.as_ref().and_then(|c| c.value.as_ref()).is_none() {
-                Some("Task has no command (the sim runs CommandInfo tasks only)".to_owned())
+            } else if task.command.as_ref().and_then(|c| c.value.as_ref()).is_none() && !runs_an_image(&task) {
+                // A DOCKER container may run its image's own command; anything else needs one.
+                Some("Task has no command (the sim runs CommandInfo tasks and DOCKER containers only)".to_owned())
             } else {
                 None
             };
@@ -398,6 +399,14 @@ impl Cluster {
     }
 }
 
+/// Whether a task runs a Docker image (a DOCKER ContainerInfo), whose command is optional.
+fn runs_an_image(task: &v1::TaskInfo) -> bool {
+    task.container_info()
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.kind == v1::ContainerType::Docker && c.docker.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::*;
@@ -407,7 +416,7 @@ mod tests {
     fn launch_beyond_offer_is_task_error() {
         let mut cluster = Cluster::new(config(), vec![]);
         cluster.register_agent(agent("cpus:1;mem:256"));
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = stream();
         let (f, _) = cluster.subscribe(FrameworkInfo::default(), tx);
         cluster.allocate(Instant::now());
         let offer = events(&mut rx).into_iter().find_map(|e| e.offers).unwrap().offers.remove(0);
@@ -421,7 +430,7 @@ mod tests {
     fn decline_filters_the_agent_until_revive() {
         let mut cluster = Cluster::new(config(), vec![]);
         cluster.register_agent(agent("cpus:1;mem:256"));
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = stream();
         let (f, _) = cluster.subscribe(FrameworkInfo::default(), tx);
         cluster.allocate(Instant::now());
         let offers = offers_of(&mut rx);

@@ -9,7 +9,7 @@ use crate::mesos::recordio;
 use crate::mesos::resources::Resources;
 use crate::mesos::v1::{self, Accept, Event, Id, OperationType, TaskInfo};
 
-use super::ClusterConfig;
+use super::{ClusterConfig, FRAMEWORK_EVENTS_QUEUED};
 
 pub(super) fn config() -> ClusterConfig {
     ClusterConfig {
@@ -37,7 +37,7 @@ pub(super) fn agent(resources: &str) -> RegisterAgent {
     }
 }
 
-pub(super) fn events(rx: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<Event> {
+pub(super) fn events(rx: &mut mpsc::Receiver<Vec<u8>>) -> Vec<Event> {
     let mut decoder = recordio::Decoder::default();
     while let Ok(bytes) = rx.try_recv() {
         decoder.push(&bytes);
@@ -72,6 +72,11 @@ pub(super) fn launch(offer: &v1::Offer, task_id: &str, resources: &str) -> Accep
     }
 }
 
-pub(super) fn offers_of(rx: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<v1::Offer> {
+pub(super) fn offers_of(rx: &mut mpsc::Receiver<Vec<u8>>) -> Vec<v1::Offer> {
     events(rx).into_iter().filter_map(|e| e.offers).flat_map(|o| o.offers).collect()
+}
+
+/// A SUBSCRIBE stream as the HTTP handler makes it.
+pub(super) fn stream() -> (mpsc::Sender<Vec<u8>>, mpsc::Receiver<Vec<u8>>) {
+    mpsc::channel(FRAMEWORK_EVENTS_QUEUED)
 }

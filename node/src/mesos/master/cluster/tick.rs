@@ -70,8 +70,6 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
-    use tokio::sync::mpsc;
-
     use super::super::ClusterConfig;
     use super::super::testing::*;
     use super::*;
@@ -81,7 +79,7 @@ mod tests {
     fn silent_agent_is_removed_and_tasks_lost() {
         let mut cluster = Cluster::new(config(), vec![]);
         let registered = cluster.register_agent(agent("cpus:1;mem:256"));
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = stream();
         let (f, _) = cluster.subscribe(FrameworkInfo::default(), tx);
         cluster.allocate(Instant::now());
         let offer = events(&mut rx).into_iter().find_map(|e| e.offers).unwrap().offers.remove(0);
@@ -107,7 +105,7 @@ mod tests {
         };
         let mut cluster = Cluster::new(config, vec![]);
         cluster.register_agent(agent("cpus:1;mem:256"));
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = stream();
         let info = FrameworkInfo {
             failover_timeout: Some(10.0),
             ..FrameworkInfo::default()
@@ -131,7 +129,7 @@ mod tests {
     #[test]
     fn heartbeats_at_the_interval() {
         let mut cluster = Cluster::new(config(), vec![]);
-        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (tx, mut rx) = stream();
         cluster.subscribe(FrameworkInfo::default(), tx);
         events(&mut rx);
         cluster.tick(Instant::now() + Duration::from_secs(5));

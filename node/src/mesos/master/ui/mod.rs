@@ -81,7 +81,7 @@ async fn index(State(master): State<Arc<Master>>, uri: Uri) -> Response {
         .and_then(|l| l.pid.clone())
         .unwrap_or_else(|| "none".to_owned());
     let (agents, frameworks, tasks) = master
-        .with_cluster(|c| {
+        .read_cluster(|c| {
             (
                 c.agents.len(),
                 c.frameworks.len(),
@@ -143,7 +143,7 @@ async fn relay(State(master): State<Arc<Master>>, uri: Uri, Path((id, endpoint))
             format!("'{endpoint}' is not relayed to agents; only {} are", RELAYED.join(", ")),
         );
     }
-    let Some(base) = master.with_cluster(|c| c.agents.get(&id).map(|a| a.address.base_url())).flatten() else {
+    let Some(base) = master.read_cluster(|c| c.agents.get(&id).map(|a| a.address.base_url())).flatten() else {
         return message(StatusCode::NOT_FOUND, format!("Agent '{id}' is not registered with this master"));
     };
     let url = match uri.query() {
