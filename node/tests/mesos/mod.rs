@@ -4,6 +4,8 @@ mod accounting;
 mod admin_entry;
 mod agent_loss;
 mod agent_tasks;
+pub mod docker_support;
+mod docker_tasks;
 mod endpoints;
 mod failover;
 mod scheduler_api;
