@@ -390,3 +390,49 @@ fn a_roll_interrupted_midway_is_finished_by_the_next_apply_with_no_duplicates() 
     runtime().block_on(engine.apply(&newer, "test", &no_events)).unwrap();
     assert_eq!(world(&backend), desired_world(&newer));
 }
+
+/// A gate that records what it was asked about and can refuse after some calls.
+struct Gate {
+    asked: std::sync::Mutex<Vec<String>>,
+    refuse_from: usize,
+}
+
+#[async_trait::async_trait]
+impl paas_core::engine::RollGate for Gate {
+    async fn ready(&self, replaced: &ResourceId) -> Result<(), paas_core::BackendError> {
+        let mut asked = self.asked.lock().unwrap();
+        asked.push(replaced.name().to_string());
+        if asked.len() > self.refuse_from {
+            return Err(paas_core::BackendError::failed(
+                "wait for the cluster to serve",
+                replaced,
+                "not serving",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_roll_waits_on_the_gate_before_and_after_each_machine_and_stops_when_the_cluster_does_not_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBackend::new();
+    let store = StateStore::new(dir.path(), "paas", "memory");
+    let spec = ClusterSpec::default();
+    runtime()
+        .block_on(Engine::new(&backend, store.clone(), options()).apply(&aws_graph_with(&spec, 'a'), "test", &no_events))
+        .unwrap();
+    let newer = aws_graph_with(&spec, 'b');
+    // Serving before master-1, after master-1, before master-2; not after master-2.
+    let gate = Gate {
+        asked: std::sync::Mutex::new(Vec::new()),
+        refuse_from: 3,
+    };
+    let engine = Engine::new(&backend, store, options()).with_gate(&gate);
+    let err = runtime().block_on(engine.apply(&newer, "test", &no_events)).unwrap_err();
+    assert!(format!("{err:#}").contains("node/master-2"), "{err:#}");
+    assert_eq!(*gate.asked.lock().unwrap(), ["master-1", "master-1", "master-2", "master-2"]);
+    // master-3 was not touched: still on the old binary.
+    let left = runtime().block_on(engine.plan(&newer)).unwrap();
+    assert_eq!(left.rolling.first().map(|id| id.name()), Some("master-3"));
+}

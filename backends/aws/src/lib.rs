@@ -8,12 +8,14 @@
 //! creation takes several calls (security groups, route tables, the gateway, the ELB) are
 //! tagged as pending until the last call, so the next plan finishes them.
 
+pub mod admin;
 mod bucket;
 pub mod client;
 pub mod deployment;
 mod dns;
 mod elb;
 pub mod error;
+pub mod health;
 mod iam;
 mod instances;
 mod keypair;

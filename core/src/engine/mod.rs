@@ -7,7 +7,8 @@
 //!
 //! Rolled replacements ([`Plan::rolling`]) are the exception: they are not deleted up front but
 //! in the second phase, one at a time in the plan's order, each deleting the old machine and
-//! creating the new one before the next starts.
+//! creating the new one before the next starts. With a [`RollGate`], each waits for the
+//! cluster to serve before deleting and after creating.
 
 mod lock;
 mod plan;
@@ -106,16 +107,38 @@ pub enum EngineError {
     MissingDependency { id: ResourceId, dependency: ResourceId },
 }
 
+/// What a roll waits for after each replaced machine before taking the next one down: the
+/// cluster serving again (a quorum, the leaders, the lbs). Without one, the next replacement
+/// starts as soon as the backend has created the machine.
+#[async_trait::async_trait]
+pub trait RollGate: Send + Sync {
+    /// Returns once the cluster serves again after `replaced` was replaced; fails (stopping
+    /// the apply, the rest of the roll not started) when it does not within its own bound.
+    async fn ready(&self, replaced: &ResourceId) -> Result<(), BackendError>;
+}
+
 /// Runs plans against one backend, recording progress in one state store.
 pub struct Engine<'a> {
     backend: &'a dyn Backend,
     store: StateStore,
     options: ApplyOptions,
+    gate: Option<&'a dyn RollGate>,
 }
 
 impl<'a> Engine<'a> {
     pub fn new(backend: &'a dyn Backend, store: StateStore, options: ApplyOptions) -> Engine<'a> {
-        Engine { backend, store, options }
+        Engine {
+            backend,
+            store,
+            options,
+            gate: None,
+        }
+    }
+
+    /// Waits on `gate` after each rolled replacement.
+    pub fn with_gate(mut self, gate: &'a dyn RollGate) -> Engine<'a> {
+        self.gate = Some(gate);
+        self
     }
 
     pub fn store(&self) -> &StateStore {
@@ -351,16 +374,29 @@ impl<'a> Engine<'a> {
             (Action::Replace, _) if rolled => {
                 // The machine the plan saw: the state may list another copy of the same id.
                 let old = step.current.as_ref().expect("replacements carry the observed resource");
-                let deleted = match self.retrying(step, on_event, || self.backend.delete(cluster, old)).await {
-                    Err(BackendError::NotFound { .. }) => Ok(()),
-                    other => other,
+                // Never take a machine down while the cluster does not serve: this also holds
+                // for the first machine of a roll resumed after an interruption.
+                let serving = match self.gate {
+                    Some(gate) => gate.ready(&step.id).await,
+                    None => Ok(()),
                 };
-                match deleted {
+                let deleted = match serving {
+                    Ok(()) => match self.retrying(step, on_event, || self.backend.delete(cluster, old)).await {
+                        Err(BackendError::NotFound { .. }) => Ok(()),
+                        other => other,
+                    },
+                    Err(e) => Err(e),
+                };
+                let created = match deleted {
                     Ok(()) => {
                         self.retrying(step, on_event, || self.backend.create(cluster, resource, &deps))
                             .await
                     }
                     Err(e) => Err(e),
+                };
+                match (created, self.gate) {
+                    (Ok(observed), Some(gate)) => gate.ready(&step.id).await.map(|()| observed),
+                    (other, _) => other,
                 }
             }
             _ => {
