@@ -78,6 +78,8 @@ fn packages(config: &NodeConfig) -> Vec<&'static str> {
         let needs: &[&'static str] = match program.name.as_str() {
             "zookeeper" => &["zookeeper", "default-jre-headless"],
             "nginx" => &["nginx"],
+            // The agent's docker containerizer runs Docker tasks on the node's own engine.
+            "mesos-agent" => &["docker.io"],
             _ => &[],
         };
         for package in needs {
@@ -111,7 +113,7 @@ installed=$?
 rm -f /usr/sbin/policy-rc.d
 [ "$installed" -eq 0 ] || fail "apt-get install @PACKAGES@ failed"
 systemctl disable --now nginx zookeeper >/dev/null 2>&1 || true
-"#;
+@ENGINE@"#;
 
 /// Fetching and checking `paas-node`.
 const BOOT_FETCH: &str = r#"get() { curl -fsS --retry 10 --retry-connrefused --retry-delay 1 "$@"; }
@@ -182,9 +184,17 @@ fn boot_script(config: &NodeConfig, artifact: Option<&NodeArtifact>) -> String {
             .replace("@SHA256@", &artifact.sha256),
         None => "fail \"this user-data was rendered without a paas-node artifact\"\n".to_owned(),
     };
+    // Docker Engine, held back by policy-rc.d while installing, runs before the agent (unless
+    // an engine already answers on the node's socket).
+    let engine = if packages(config).contains(&"docker.io") {
+        "docker info >/dev/null 2>&1 || systemctl enable --now docker.service \\\n  || fail \"systemctl could not start docker.service (the agent's Docker engine)\"\n"
+    } else {
+        ""
+    };
     [BOOT_HEAD, &fetch, BOOT_START]
         .concat()
         .replace("@BOOT_FAILED@", BOOT_FAILED)
+        .replace("@ENGINE@", engine)
         .replace("@PACKAGES@", &packages(config).join(" "))
         .replace("@UNIT@", UNIT)
 }
@@ -255,7 +265,7 @@ mod tests {
         let (spec, topology) = cluster();
         for (role, packages) in [
             (Role::Master, &["zookeeper", "default-jre-headless"][..]),
-            (Role::Slave, &[][..]),
+            (Role::Slave, &["docker.io"][..]),
             (Role::Lb, &["nginx"][..]),
             (Role::AdminLb, &["nginx"][..]),
         ] {
@@ -275,6 +285,11 @@ mod tests {
                 install.contains("java") || install.contains("jre"),
                 role == Role::Master,
                 "{role:?}: only masters need Java: {install}"
+            );
+            assert_eq!(
+                text.contains("systemctl enable --now docker.service"),
+                role == Role::Slave,
+                "{role:?}: only slaves run a Docker engine"
             );
             assert!(text.contains("ExecStart=/usr/local/bin/paas-node supervise --config /etc/paas/node.json"));
         }
