@@ -7,7 +7,8 @@
 //! agents show their zones, Marathon's tasks and a task's stdout are read, and a slave killed
 //! by `paas chaos` leaves the list once the master declares it lost (1 s × 3 missed pings).
 //! Every page is screenshotted (1280×800 and a phone's width) under
-//! `target/ui-screenshots/sim/` and must leave no error in the browser's console.
+//! `target/ui-screenshots/sim/` and must leave no error in the browser's console; on the
+//! pages with controls, each control has a name and is reached with Tab.
 //!
 //! Needs Docker, the sim images (`paas sim images`), Debian's `chromium` and `chromium-driver`
 //! (scripts/install-deps), and the `paas-node` binary (`cargo build --workspace --bins --tests`).
@@ -81,6 +82,7 @@ async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_
         .await;
     browser.screenshot("marathon-apps").await;
     browser.check_phone("marathon-apps").await;
+    browser.check_keyboard("Marathon's apps list").await;
 
     // Create from JSON in the form, then scale to 5 with the button.
     let app = logging_web_app("/uitest");
@@ -90,12 +92,14 @@ async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_
     marathon::scale_until_healthy(&browser, 5).await;
     browser.screenshot("marathon-app-5-healthy").await;
     browser.check_phone("marathon-app").await;
+    browser.check_keyboard("Marathon's app page").await;
     browser.assert_clean("Marathon: apps list, create form, app page", &[]).await;
 
     // Mesos' screen: 5 agents in their zones, Marathon and all its tasks, a task's stdout.
     mesos::open(&browser, &mesos_url).await;
     browser.screenshot("mesos-overview").await;
     browser.check_phone("mesos-overview").await;
+    browser.check_keyboard("Mesos' overview").await;
     let agents = mesos::agents(&browser, 5).await;
     let status = status_json(&cluster);
     let nodes = status["status"]["nodes"].as_array().expect("nodes in the status");
@@ -116,6 +120,7 @@ async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_
     mesos::read_sandbox(&browser, task, &format!("ui-stdout-marker {task}"), "ui-stderr-marker").await;
     browser.screenshot("mesos-task-sandbox").await;
     browser.check_phone("mesos-task-sandbox").await;
+    browser.check_keyboard("Mesos' task page").await;
     browser.assert_clean("Mesos: overview, agents, framework, task", &[]).await;
 
     // A slave killed by chaos (left dead): once the master declares it lost, it leaves the list.
@@ -161,6 +166,7 @@ async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_
     });
     marathon::scaling_during_a_deployment_is_refused(&browser, &stuck, "marathon").await;
     browser.check_phone("marathon-deployments").await;
+    browser.check_keyboard("Marathon's deployments page").await;
     browser.assert_clean("Marathon: app, 409, deployments", &[409]).await;
     browser.open(&format!("{marathon_url}/ui/#/apps/uitest")).await;
     browser.wait_for("four healthy tasks", &marathon::healthy_rows(4)).await;

@@ -32,6 +32,21 @@ async fn an_operator_creates_scales_kills_and_destroys_an_app_from_the_page() {
     browser.assert_clean("app page after scaling", &[]).await;
     browser.screenshot("marathon-app-5-healthy").await;
     browser.check_phone("marathon-app").await;
+    browser.check_keyboard("app page").await;
+
+    // A live refresh redraws the tasks table; the control a keyboard user is on keeps the focus.
+    let kept = browser
+        .eval(
+            "const button = document.querySelector('tr[data-task] button[data-kill=scale]');
+             button.focus();
+             button.dataset.before = 'yes';
+             return refresh().then(() => {
+               const now = document.activeElement;
+               return now.dataset.before !== 'yes' && now.getAttribute('aria-label') === button.getAttribute('aria-label');
+             });",
+        )
+        .await;
+    assert_eq!(kept, Value::Bool(true), "the redrawn Kill and scale button has the focus");
 
     // Kill one task and scale down: 4 remain and the app wants 4.
     screen::kill_one_and_scale(&browser).await;

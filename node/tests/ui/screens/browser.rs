@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
@@ -31,6 +33,47 @@ if (!window.__uiErrors) {
 }
 return true;
 "#;
+
+/// Script text defining `key(el)`, the identity of a control across redraws (its id, or its
+/// tag, label, link and text), and `controls()`, the visible enabled controls.
+macro_rules! control_js {
+    () => {
+        r#"
+const key = (el) => el.id ? el.tagName + '#' + el.id
+  : [el.tagName, el.getAttribute('aria-label'), el.getAttribute('href'), el.textContent.trim()].join(' ');
+const controls = () => [...document.querySelectorAll('a[href], button, input, textarea, select, summary')]
+  .filter((el) => !el.disabled && el.getClientRects().length > 0)
+  // Inside a closed <details> only its summary shows.
+  .filter((el) => el.tagName === 'SUMMARY' || !el.closest('details:not([open])'));
+"#
+    };
+}
+
+/// The visible controls: how many, and their distinct keys.
+const VISIBLE_CONTROLS: &str = concat!(
+    control_js!(),
+    "const all = controls(); return [all.length, [...new Set(all.map(key))]];"
+);
+
+/// Visible controls with nothing for a screen reader to say.
+const CONTROLS_WITHOUT_NAME: &str = concat!(
+    control_js!(),
+    "return controls()
+       .filter((el) => !(el.getAttribute('aria-label') || el.textContent.trim() || (el.labels && el.labels.length)))
+       .map((el) => el.outerHTML.slice(0, 120));"
+);
+
+/// Records the key of every element that gets the focus from now on, starting from the top.
+const TRACK_FOCUS: &str = concat!(
+    control_js!(),
+    "window.__uiTabbed = [];
+     if (!window.__uiTracking) {
+       window.__uiTracking = true;
+       document.addEventListener('focusin', (e) => window.__uiTabbed.push(key(e.target)));
+     }
+     document.activeElement && document.activeElement.blur();
+     return true;"
+);
 
 /// chromedriver and a WebDriver session on it.
 pub struct Browser {
@@ -219,6 +262,32 @@ impl Browser {
     /// Sets the window's size (e.g. a phone's 390×844).
     pub async fn resize(&self, width: u32, height: u32) {
         self.client.set_window_size(width, height).await.expect("resizing the window");
+    }
+
+    /// Fails unless every visible control of the page (buttons, links, fields, summaries) has
+    /// a name a screen reader can say (its text, `aria-label` or `<label>`) and is reached by
+    /// pressing Tab, as a keyboard user moves; live refreshes may redraw the page meanwhile.
+    pub async fn check_keyboard(&self, page: &str) {
+        let unnamed = self.eval(CONTROLS_WITHOUT_NAME).await;
+        assert_eq!(unnamed, json!([]), "{page}: controls without a name");
+        let visible = self.eval(VISIBLE_CONTROLS).await;
+        let (stops, expected): (usize, Vec<String>) = serde_json::from_value(visible).expect("controls");
+        self.eval(TRACK_FOCUS).await;
+        let mut reached = Vec::new();
+        // One press per control, and a few for what the browser adds (its own chrome).
+        for _ in 0..stops + 5 {
+            let tab = KeyActions::new("keyboard".into())
+                .then(KeyAction::Down { value: Key::Tab.into() })
+                .then(KeyAction::Up { value: Key::Tab.into() });
+            self.client.perform_actions(tab).await.expect("pressing Tab");
+            let seen = self.eval("return window.__uiTabbed;").await;
+            reached = serde_json::from_value(seen).expect("reached keys");
+            if expected.iter().all(|key| reached.contains(key)) {
+                return;
+            }
+        }
+        let missed: Vec<&String> = expected.iter().filter(|key| !reached.contains(key)).collect();
+        panic!("{page}: Tab never reaches {missed:?}");
     }
 
     /// Looks at the page as a phone shows it (390×844): saves `<name>-phone.png` and fails when
