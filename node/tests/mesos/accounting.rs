@@ -70,6 +70,14 @@ fn check_agents(state: &Value) {
     }
 }
 
+async fn allocation_runs(cluster: &MesosCluster, master: &str) -> u64 {
+    let metrics = cluster
+        .get_json(&format!("{master}/metrics/snapshot"))
+        .await
+        .expect("the leader's metrics");
+    metrics["allocator/mesos/allocation_runs"].as_f64().expect("allocation_runs") as u64
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_concurrent_launches_never_overcommit() {
     let cluster = MesosCluster::start(1, &[AGENT, AGENT]).await;
@@ -99,8 +107,15 @@ async fn mesos_concurrent_launches_never_overcommit() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Give a late double-offer every chance to show up before stopping.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A late double offer would come from an allocation round after the cluster filled: watch
+    // three of them (Mesos' `allocator/mesos/allocation_runs`) before stopping.
+    let runs_now = allocation_runs(&cluster, &master).await;
+    crate::support::eventually(Duration::from_secs(30), "three allocation rounds on a full cluster", || async {
+        let state = cluster.leader_state().await?;
+        check_agents(&state);
+        (allocation_runs(&cluster, &master).await >= runs_now + 3).then_some(())
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let mut statuses = Vec::new();
     for run in runs {

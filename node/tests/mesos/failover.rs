@@ -167,10 +167,19 @@ async fn mesos_losing_one_zookeeper_server_changes_nothing() {
     let leader = cluster.leader_index().await.expect("a leader");
     let before = cluster.leader_state().await.unwrap();
     // A master machine dies and takes its ZooKeeper server with it: the quorum holds, and the
-    // masters and agents connected to that server move to the others without losing sessions.
+    // masters and agents connected to that server move to the others without losing sessions:
+    // every session id is seen again on a server that remains (a session that expired would
+    // come back under a new id, and its master would have stepped down).
+    let sessions = tokio::task::block_in_place(|| cluster.zk.connected_sessions());
+    assert!(!sessions.is_empty(), "the masters and the agent hold ZooKeeper sessions");
     for id in 1..=2 {
         cluster.zk.kill(id);
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        crate::support::eventually(Duration::from_secs(30), "every session reconnected to a remaining server", || {
+            let connected = tokio::task::block_in_place(|| cluster.zk.connected_sessions());
+            let moved = connected.is_superset(&sessions);
+            async move { moved.then_some(()) }
+        })
+        .await;
         assert!(cluster.masters.iter_mut().all(|m| !m.process.has_exited()), "a master stepped down");
         cluster.zk.restart(id);
         tokio::task::block_in_place(|| cluster.zk.wait_for_quorum(Duration::from_secs(60)));

@@ -1,6 +1,7 @@
 //! A real ZooKeeper ensemble from Debian's `zookeeper` package, on 127.0.0.1 ports chosen at run
 //! time, with its data in a temporary directory; every server is killed when dropped.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,17 @@ impl ZkServer {
     /// The answer to the `srvr` four-letter command, or `None` when the server does not answer.
     pub fn srvr(&self) -> Option<String> {
         four_letter(self.client_port, "srvr")
+    }
+
+    /// The ids of the sessions connected to this server (`cons`); empty when it does not answer.
+    pub fn sessions(&self) -> BTreeSet<String> {
+        let answer = four_letter(self.client_port, "cons").unwrap_or_default();
+        answer
+            .split("sid=")
+            .skip(1)
+            .filter_map(|rest| rest.split([',', ')']).next())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// `leader`, `follower` or `standalone` once the server serves requests; `None` before.
@@ -139,7 +151,7 @@ impl ZkEnsemble {
                 "tickTime={TICK_MS}\ninitLimit=20\nsyncLimit=5\ndataDir={data}\n\
                  clientPort={client_port}\nclientPortAddress=127.0.0.1\n\
                  quorumListenOnAllIPs=false\nadmin.enableServer=false\n\
-                 4lw.commands.whitelist=srvr,ruok,stat\n{standalone}{peers}",
+                 4lw.commands.whitelist=srvr,ruok,stat,cons\n{standalone}{peers}",
                 data = data.display(),
                 standalone = if size == 1 { "standaloneEnabled=true\n" } else { "" },
                 peers = if size == 1 { String::new() } else { peers.clone() },
@@ -200,6 +212,15 @@ impl ZkEnsemble {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The ids of the sessions connected to any running server.
+    pub fn connected_sessions(&self) -> BTreeSet<String> {
+        self.servers
+            .iter()
+            .filter(|s| s.child.is_some())
+            .flat_map(ZkServer::sessions)
+            .collect()
     }
 
     /// Kills server `id` (1-based) at once.

@@ -386,6 +386,7 @@ pub fn metrics(master: &Master, cluster: Option<&Cluster>) -> crate::mesos::metr
         set("slave_registrations", counters.agent_registrations as f64);
         set("slave_reregistrations", counters.agent_reregistrations as f64);
         set("slave_removals", counters.agent_removals as f64);
+        m.insert("allocator/mesos/allocation_runs".to_owned(), counters.allocation_runs as f64);
         total = cluster.agents.values().map(|a| a.total.clone()).sum();
         used = cluster.agents.keys().map(|id| cluster.used_on(id)).sum();
     } else {

@@ -12,6 +12,7 @@ impl Cluster {
     pub fn allocate(&mut self, now: Instant) {
         self.last_allocation = now;
         self.allocate_soon = false;
+        self.counters.allocation_runs += 1;
         for framework in self.frameworks.values_mut() {
             for filters in framework.filters.values_mut() {
                 filters.retain(|f| f.until > now);

@@ -114,6 +114,8 @@ pub struct Counters {
     pub agent_registrations: u64,
     pub agent_reregistrations: u64,
     pub agent_removals: u64,
+    /// Rounds of the allocator (`allocator/mesos/allocation_runs`).
+    pub allocation_runs: u64,
 }
 
 impl Counters {
