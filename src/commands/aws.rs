@@ -6,6 +6,8 @@
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use paas_aws::{Connection, Deployment, Outcome, Waits};
@@ -45,11 +47,14 @@ pub enum AwsCommand {
     /// Show what `up` would change, reading AWS; changes nothing.
     Plan,
     /// Create or update everything the spec describes, wait for instances running and the lbs
-    /// in service, and print the name servers to delegate the domain to. On an existing
-    /// cluster, shows what would change and asks first (lost instances are re-created without
-    /// asking: that is no change).
+    /// in service, print the name servers to delegate the domain to, then deploy the spec's
+    /// apps and wait until the cluster is healthy through its admin entry (Mesos leader,
+    /// agents, Marathon leader, apps, www through the ELB). On an existing cluster, shows what
+    /// would change and asks first (lost instances are re-created without asking: that is no
+    /// change). A new node binary replaces the instances one at a time, masters first.
     Up(UpArgs),
-    /// The cluster's nodes by AZ as AWS reports them, the ELB and the name servers.
+    /// The cluster's nodes by AZ as AWS reports them, the ELB, the name servers, and its health
+    /// through the admin entry (not at an emulator, where instances never boot).
     Status,
     /// Set the number of nodes of a role and apply; other nodes are untouched.
     Scale(ScaleArgs),
@@ -65,6 +70,12 @@ pub struct UpArgs {
     /// Apply changes to an existing cluster without asking (needed when not on a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Stop once the infrastructure is applied: deploy no apps, wait for no health.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the cluster to become healthy once applied.
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    pub timeout: u64,
 }
 
 /// A role `scale` can change.
@@ -184,13 +195,23 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             progress.finish();
             let outcome = outcome?;
             let status = deployment.status().await?;
-            report(&ctx, &outcome, Some(&status))?;
-            if !quiet && args.endpoint_url.is_some() {
-                eprintln!(
-                    "Not checking the cluster's health: at an emulator (--endpoint-url) instances never boot; stopped after the infrastructure."
-                );
-            }
-            Ok(())
+            let wait = match &args.command {
+                AwsCommand::Up(up) => (!up.no_wait).then_some(Duration::from_secs(up.timeout)),
+                _ => Some(Duration::from_secs(1800)),
+            };
+            let health = match wait {
+                _ if deployment.is_emulator() => {
+                    if !quiet {
+                        eprintln!(
+                            "Not checking the cluster's health: at an emulator (--endpoint-url) instances never boot; stopped after the infrastructure."
+                        );
+                    }
+                    None
+                }
+                None => None,
+                Some(timeout) => Some(wait_healthy(&ctx, &deployment, timeout, quiet).await?),
+            };
+            report(&ctx, &outcome, Some(&status), health.as_ref())
         }
         AwsCommand::Down => {
             let progress = Progress::new(0, quiet);
@@ -198,7 +219,7 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
             progress.finish();
             let outcome = outcome?;
             ctx.forget_recorded_spec()?;
-            report(&ctx, &outcome, None)
+            report(&ctx, &outcome, None, None)
         }
         AwsCommand::Refresh => {
             let state = deployment.refresh().await?;
@@ -214,9 +235,29 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
         }
         AwsCommand::Status => {
             let status = deployment.status().await?;
+            let health = match deployment.is_emulator() || status.resources == 0 {
+                true => None,
+                false => match deployment.health(&app_ids(&app_definitions(&ctx)?)).await {
+                    Ok(health) => Some(health),
+                    Err(paas_aws::DeploymentError::NoAdminEntry) => None,
+                    Err(e) => return Err(e.into()),
+                },
+            };
             match ctx.output {
-                OutputFormat::Json => ctx.print_json(&status)?,
-                OutputFormat::Text => print_status(&status),
+                OutputFormat::Json => {
+                    // The status's own keys, and the health beside them.
+                    let mut value = serde_json::to_value(&status)?;
+                    value["health"] = serde_json::to_value(&health)?;
+                    ctx.print_json(&value)?
+                }
+                OutputFormat::Text => {
+                    print_status(&status);
+                    if let Some(health) = &health {
+                        print_health(health);
+                    } else if deployment.is_emulator() && status.resources > 0 {
+                        println!("  health: not checked at an emulator (--endpoint-url): instances never boot");
+                    }
+                }
             }
             Ok(())
         }
@@ -306,9 +347,100 @@ async fn confirm_changes(ctx: &Context, deployment: &Deployment, plan: &paas_cor
     }
 }
 
-fn report(ctx: &Context, outcome: &Outcome, status: Option<&paas_aws::Status>) -> anyhow::Result<()> {
+/// The spec's app definitions: its files, or the built-in `www` app when it names none.
+fn app_definitions(ctx: &Context) -> anyhow::Result<Vec<String>> {
+    let Some(paths) = &ctx.spec.apps else {
+        return Ok(vec![paas_core::app::WWW_APP_JSON.to_string()]);
+    };
+    let base = ctx.spec_path.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+    paths
+        .iter()
+        .map(|p| std::fs::read_to_string(base.join(p)).with_context(|| format!("reading the app definition {}", base.join(p).display())))
+        .collect()
+}
+
+/// The ids of app definitions (those without one are left to Marathon to refuse).
+fn app_ids(definitions: &[String]) -> Vec<String> {
+    definitions
+        .iter()
+        .filter_map(|d| {
+            serde_json::from_str::<serde_json::Value>(d)
+                .ok()?
+                .get("id")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Waits for Marathon through the admin entry, deploys the spec's apps that are missing, then
+/// waits until every health check passes; progress on stderr.
+async fn wait_healthy(ctx: &Context, deployment: &Deployment, timeout: Duration, quiet: bool) -> anyhow::Result<paas_aws::health::Health> {
+    let definitions = app_definitions(ctx)?;
+    let ids = app_ids(&definitions);
+    let last = std::sync::Mutex::new(String::new());
+    let on_wait = |health: &paas_aws::health::Health| {
+        let waiting = health.waiting_for().join("; ");
+        let mut last = last.lock().expect("not poisoned");
+        if !quiet && *last != waiting {
+            eprintln!("  waiting for {waiting}");
+            *last = waiting;
+        }
+    };
+    let interval = Duration::from_secs(10);
+    if !quiet {
+        eprintln!(
+            "Waiting for the cluster to serve through its admin entry (at most {}s):",
+            timeout.as_secs()
+        );
+    }
+    deployment
+        .wait_for(&[], timeout, interval, paas_aws::health::Health::marathon_ok, &on_wait)
+        .await?;
+    for (id, result) in deployment.deploy_apps(&definitions).await? {
+        if !quiet {
+            eprintln!("  app {id}: {result}");
+        }
+    }
+    let health = deployment
+        .wait_for(&ids, timeout, interval, paas_aws::health::Health::is_healthy, &on_wait)
+        .await?;
+    Ok(health)
+}
+
+/// The health view of `paas sim status`, as far as it can be seen from outside the VPC.
+fn print_health(h: &paas_aws::health::Health) {
+    println!("  zookeeper: not reachable from outside the VPC (a Mesos leader stands for its quorum)");
+    println!("  mesos leader: {}", h.mesos_leader.as_deref().unwrap_or("none"));
+    println!("  agents: {} of {} registered", h.agents_registered, h.agents_expected);
+    println!("  marathon leader: {}", h.marathon_leader.as_deref().unwrap_or("none"));
+    let lbs: Vec<String> = h
+        .lbs
+        .iter()
+        .map(|(n, ok)| format!("{n}={}", if *ok { "ok" } else { "down" }))
+        .collect();
+    let www = match h.www {
+        Some(true) => "ok",
+        Some(false) => "down",
+        None => "not deployed",
+    };
+    println!("  lbs: {}; elb www: {www}", lbs.join(", "));
+    for app in &h.apps {
+        println!(
+            "  app {}: {} running, {} healthy, {} desired",
+            app.id, app.running, app.healthy, app.desired
+        );
+    }
+}
+
+fn report(
+    ctx: &Context,
+    outcome: &Outcome,
+    status: Option<&paas_aws::Status>,
+    health: Option<&paas_aws::health::Health>,
+) -> anyhow::Result<()> {
     match ctx.output {
-        OutputFormat::Json => ctx.print_json(&json!({ "outcome": outcome, "status": status })),
+        OutputFormat::Json => ctx.print_json(&json!({ "outcome": outcome, "status": status, "health": health })),
         OutputFormat::Text => {
             println!(
                 "Cluster {}: {} ({} AWS API calls, {:.1}s).",
@@ -319,6 +451,10 @@ fn report(ctx: &Context, outcome: &Outcome, status: Option<&paas_aws::Status>) -
             );
             if let Some(status) = status {
                 print_status(status);
+            }
+            if let Some(health) = health {
+                println!("Cluster {} is healthy:", ctx.spec.name);
+                print_health(health);
             }
             Ok(())
         }

@@ -2,15 +2,19 @@
 //! region's zones, then plan, apply, inspect, refresh or destroy through the engine.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use paas_core::engine::{ApplyOptions, ApplyReport, EngineError, Event, Plan, State, StateStore};
-use paas_core::resource::{NodeBinary, ResourceKind};
+use paas_core::engine::{ApplyOptions, ApplyReport, EngineError, Event, Plan, RollGate, State, StateStore};
+use paas_core::resource::{NodeBinary, ResourceId, ResourceKind};
 use paas_core::spec::NatMode;
 use paas_core::topology::PlacementError;
+use paas_core::topology::Role;
 use paas_core::{BackendError, ClusterSpec, Engine, Graph, Observed, Target, Topology};
 use serde::Serialize;
 
+use crate::admin::{AdminEntry, Vhost};
+use crate::error::aws;
+use crate::health::{self, Health};
 use crate::{AwsBackend, Clients, ConnectError, Connection, Waits};
 
 /// Why a deployment command failed.
@@ -32,6 +36,14 @@ pub enum DeploymentError {
     },
     #[error("no paas-node binary to deliver to the instances: give one with --node-binary")]
     NoNodeBinary,
+    #[error("the cluster has no admin entry yet (no adminlb with a public address, or no elb)")]
+    NoAdminEntry,
+    #[error("reading the elb's view of the lbs")]
+    LbHealth(#[source] BackendError),
+    #[error("the cluster did not become healthy within {waited:?}; still waiting for: {}", waiting.join("; "))]
+    Unhealthy { waited: Duration, waiting: Vec<String> },
+    #[error("deploying app {id} through marathon.admin: {message}")]
+    Deploy { id: String, message: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
@@ -163,12 +175,130 @@ impl Deployment {
         Ok(self.engine().plan(&graph).await?)
     }
 
-    /// Makes AWS match the spec; `on_event` sees each step.
+    /// Makes AWS match the spec; `on_event` sees each step. At AWS itself, a rolled
+    /// replacement waits before and after each machine until the cluster serves through its
+    /// admin entry (see [`Health::is_serving`]); at an emulator, where instances never boot,
+    /// it does not wait.
     pub async fn up(&self, command: &str, on_event: &(dyn Fn(Event) + Sync)) -> Result<Outcome, DeploymentError> {
         let graph = self.graph().await?;
         let (calls, started) = (self.backend.calls(), Instant::now());
-        let (plan, report) = self.engine().apply(&graph, command, on_event).await?;
+        let gate = ServingGate { deployment: self };
+        let engine = match self.is_emulator() {
+            true => self.engine(),
+            false => self.engine().with_gate(&gate),
+        };
+        let (plan, report) = engine.apply(&graph, command, on_event).await?;
         Ok(self.outcome(plan, report, calls, started))
+    }
+
+    /// Whether every call goes to an emulator (`--endpoint-url`), where instances never boot.
+    pub fn is_emulator(&self) -> bool {
+        self.backend.clients().endpoint_url.is_some()
+    }
+
+    /// The adminlb's public address and the elb's name, as AWS lists them now.
+    pub async fn admin_entry(&self) -> Result<AdminEntry, DeploymentError> {
+        let observed = self.engine().observe(&self.spec.name).await?;
+        admin_entry(&self.spec.domain, &observed).ok_or(DeploymentError::NoAdminEntry)
+    }
+
+    /// One round of probes through the admin entry and the elb; `apps` are the ids the spec
+    /// deploys.
+    pub async fn health(&self, apps: &[String]) -> Result<Health, DeploymentError> {
+        let observed = self.engine().observe(&self.spec.name).await?;
+        let entry = admin_entry(&self.spec.domain, &observed).ok_or(DeploymentError::NoAdminEntry)?;
+        let lbs = self.lbs_in_service(&observed).await.map_err(DeploymentError::LbHealth)?;
+        Ok(health::probe(&entry, self.spec.nodes.slaves, apps, lbs).await)
+    }
+
+    /// Probes every `interval` until `done` holds of the health, at most `timeout`; `on_wait`
+    /// sees each round that does not pass yet.
+    pub async fn wait_for(
+        &self,
+        apps: &[String],
+        timeout: Duration,
+        interval: Duration,
+        done: fn(&Health) -> bool,
+        on_wait: &(dyn Fn(&Health) + Sync),
+    ) -> Result<Health, DeploymentError> {
+        let started = Instant::now();
+        loop {
+            let last = match self.health(apps).await {
+                Ok(h) if done(&h) => return Ok(h),
+                Ok(h) => {
+                    on_wait(&h);
+                    h.waiting_for()
+                }
+                // The adminlb may be the machine being replaced, or not have its address yet.
+                Err(DeploymentError::NoAdminEntry) => vec!["the admin entry".to_string()],
+                Err(e) => return Err(e),
+            };
+            if started.elapsed() >= timeout {
+                return Err(DeploymentError::Unhealthy {
+                    waited: timeout,
+                    waiting: last,
+                });
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Deploys each Marathon app definition (JSON) through `marathon.admin` unless Marathon
+    /// has an app of its id. Returns `(id, "deployed" | "present")` per app.
+    pub async fn deploy_apps(&self, definitions: &[String]) -> Result<Vec<(String, &'static str)>, DeploymentError> {
+        let entry = self.admin_entry().await?;
+        let mut done = Vec::new();
+        for definition in definitions {
+            let id = serde_json::from_str::<serde_json::Value>(definition)
+                .ok()
+                .and_then(|v| v.get("id")?.as_str().map(str::to_string))
+                .ok_or_else(|| DeploymentError::Deploy {
+                    id: "?".into(),
+                    message: "the definition has no id".into(),
+                })?;
+            let path = format!("/v2/apps/{}", id.trim_start_matches('/'));
+            let failed = |message: String| DeploymentError::Deploy { id: id.clone(), message };
+            match entry.get(Vhost::Marathon, &path).await {
+                Some((200, _)) => done.push((id.clone(), "present")),
+                Some((404, _)) => match entry.post(Vhost::Marathon, "/v2/apps", definition).await {
+                    Some((201 | 200, _)) => done.push((id.clone(), "deployed")),
+                    Some((status, body)) => return Err(failed(format!("Marathon answered {status}: {body}"))),
+                    None => return Err(failed("no answer".into())),
+                },
+                Some((status, body)) => return Err(failed(format!("Marathon answered {status}: {body}"))),
+                None => return Err(failed("no answer".into())),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Each lb node and whether the elb's health check has it `InService`.
+    async fn lbs_in_service(&self, observed: &[Observed]) -> Result<Vec<(String, bool)>, BackendError> {
+        let Some(elb) = observed.iter().find(|o| o.kind() == ResourceKind::LoadBalancer) else {
+            return Ok(vec![]);
+        };
+        let out = self
+            .backend
+            .clients()
+            .elb
+            .describe_instance_health()
+            .load_balancer_name(&elb.provider_id)
+            .send()
+            .await
+            .map_err(|e| aws("describe instance health", &elb.id, e))?;
+        let mut lbs: Vec<(String, bool)> = observed
+            .iter()
+            .filter(|o| o.kind() == ResourceKind::Node && o.id.name().starts_with(&format!("{}-", Role::Lb.as_str())))
+            .map(|o| {
+                let in_service = out
+                    .instance_states()
+                    .iter()
+                    .any(|s| s.instance_id() == Some(o.provider_id.as_str()) && s.state() == Some("InService"));
+                (o.id.name().to_string(), in_service)
+            })
+            .collect();
+        lbs.sort();
+        Ok(lbs)
     }
 
     /// Deletes every resource of the cluster, in reverse dependency order.
@@ -197,6 +327,43 @@ impl Deployment {
         let observed = self.engine().observe(&self.spec.name).await?;
         Ok(status(&self.spec.name, self.region(), &observed))
     }
+}
+
+/// Between two rolled machines: the cluster serves through its admin entry (Mesos and
+/// Marathon leaders, every agent, every lb in service). Polls every 10 s, at most the
+/// backend's wait timeout.
+struct ServingGate<'d> {
+    deployment: &'d Deployment,
+}
+
+#[async_trait::async_trait]
+impl RollGate for ServingGate<'_> {
+    async fn ready(&self, replaced: &ResourceId) -> Result<(), BackendError> {
+        let timeout = self.deployment.backend.waits.timeout;
+        self.deployment
+            .wait_for(&[], timeout, Duration::from_secs(10), Health::is_serving, &|_| {})
+            .await
+            .map(|_| ())
+            .map_err(|e| BackendError::Failed {
+                op: "wait for the cluster to serve",
+                id: replaced.to_string(),
+                message: "the roll stops here; `paas aws status` shows what is missing".into(),
+                source: Some(Box::new(e)),
+            })
+    }
+}
+
+/// The admin entry of what AWS lists: the adminlb's public address and the elb's DNS name.
+fn admin_entry(domain: &str, observed: &[Observed]) -> Option<AdminEntry> {
+    let adminlb = observed
+        .iter()
+        .find(|o| o.kind() == ResourceKind::Node && o.id.name().starts_with(&format!("{}-", Role::AdminLb.as_str())))?;
+    let elb = observed.iter().find(|o| o.kind() == ResourceKind::LoadBalancer)?;
+    Some(AdminEntry {
+        admin: format!("{}:80", adminlb.attrs.get("public_ip")?),
+        elb: format!("{}:80", elb.attrs.get("dns_name")?),
+        domain: domain.to_string(),
+    })
 }
 
 fn status(cluster: &str, region: &str, observed: &[Observed]) -> Status {

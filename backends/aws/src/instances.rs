@@ -10,6 +10,7 @@ use base64::Engine as _;
 use paas_core::backend::{NodeOp, Resolved};
 use paas_core::render::userdata::{self, NodeArtifact};
 use paas_core::resource::{NodeHost, Resource, ResourceSpec};
+use paas_core::topology::Role;
 use paas_core::{BackendError, Observed};
 
 use crate::error::{aws, code, creating};
@@ -211,7 +212,32 @@ impl AwsBackend {
                 .await?
                 .unwrap_or(first)
         };
+        if node.role == Role::Lb {
+            self.join_load_balancer(cluster, resource, &id).await?;
+        }
         Ok(observed(resource, id, instance_attrs(&running)))
+    }
+
+    /// Registers a new lb with the cluster's ELB when there is one already: an lb replaced in
+    /// a roll serves again as soon as it passes the ELB's health check, not once every lb is
+    /// replaced and the ELB updated (which registers it again, harmlessly).
+    async fn join_load_balancer(&self, cluster: &str, resource: &Resource, instance: &str) -> Result<(), BackendError> {
+        let Some(elb) = self.list_load_balancer(cluster).await?.into_iter().next() else {
+            return Ok(());
+        };
+        self.clients
+            .elb
+            .register_instances_with_load_balancer()
+            .load_balancer_name(&elb.provider_id)
+            .instances(
+                aws_sdk_elasticloadbalancing::types::Instance::builder()
+                    .instance_id(instance)
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| creating(aws("register with the elb", &resource.id, e)))
     }
 
     /// Polls the instance until it reaches `wanted`; `None` when it is gone.

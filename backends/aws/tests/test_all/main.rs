@@ -3,4 +3,5 @@
 mod artifacts;
 mod cluster;
 mod deployment;
+mod health;
 mod moto;
