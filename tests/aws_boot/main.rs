@@ -1,0 +1,334 @@
+//! AWS nodes booted from their user-data: each node's `#cloud-config` exactly as the AWS backend
+//! renders it (`paas_core::render::userdata::cloud_config`) runs under Debian's cloud-init in a
+//! Debian 12 container standing in for the instance (systemd as PID 1, NoCloud seed), on a
+//! Docker network with the VPC's CIDR at the address AWS placement gives the node. `paas-node`
+//! comes from moto's S3 (on the network's gateway) with role credentials from an
+//! instance-metadata stand-in at 169.254.169.254 (IMDSv2 only). Never real AWS.
+//!
+//! The two tests share the metadata network's fixed subnet, so they run one at a time (the
+//! `docker` test group of `.config/nextest.toml`).
+
+mod http;
+mod instance;
+mod metadata;
+mod s3;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use bollard::Docker;
+use futures::FutureExt;
+use paas_core::ClusterSpec;
+use paas_core::render::userdata::{self, NodeArtifact};
+use paas_core::render::{node_config, ports};
+use paas_core::topology::{Node, Role, Topology};
+
+use self::http::get;
+use self::instance::{Instance, METADATA_ADDRESS, Networks};
+use self::metadata::MetadataService;
+use self::s3::Moto;
+
+/// How long one instance may take from start to cloud-init done (its boot script included).
+const BOOT: Duration = Duration::from_secs(240);
+/// How long the booted cluster may take to elect leaders, register agents and serve an app.
+const CONVERGE: Duration = Duration::from_secs(240);
+
+/// The cluster the tests boot: 3 masters, 2 slaves, 1 lb and the adminlb over 3 AZs of
+/// [`s3::REGION`], on a VPC CIDR of its own (a /20 per test process), the host's address on
+/// it being an admin source.
+fn spec() -> ClusterSpec {
+    let pid = std::process::id();
+    let mut spec = ClusterSpec {
+        name: format!("boot{pid}"),
+        domain: "paas.test".into(),
+        vpc_cidr: format!("10.{}.{}.0/20", 150 + pid % 100, (pid / 100 % 16) * 16),
+        ..ClusterSpec::default()
+    };
+    spec.nodes.masters = 3;
+    spec.nodes.slaves = 2;
+    spec.nodes.lbs = 1;
+    spec.nodes.adminlb = 1;
+    spec.admin_cidrs = vec![format!("{}/32", gateway(&spec))];
+    spec
+}
+
+/// The host's address on the cluster network: the VPC's first address (AWS keeps it for its
+/// router; placement never gives it to a node).
+fn gateway(spec: &ClusterSpec) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(spec.vpc().network()) + 1)
+}
+
+fn place(spec: &ClusterSpec) -> Topology {
+    let zones: Vec<String> = ["a", "b", "c"].iter().map(|z| format!("{}{z}", s3::REGION)).collect();
+    Topology::place(spec, &zones).expect("placing the test cluster over AWS AZs")
+}
+
+/// The user-data the AWS backend gives `node`.
+fn user_data(spec: &ClusterSpec, topology: &Topology, node: &Node, artifact: &NodeArtifact) -> String {
+    let config = node_config(spec, topology, node, &spec.admin_cidrs);
+    userdata::cloud_config(&config, Some(artifact)).unwrap_or_else(|size| panic!("{}: user-data of {size} bytes", node.name))
+}
+
+/// What every test needs: Docker, the instance image, the cluster and metadata networks, moto
+/// with the artifact, and the metadata stand-in.
+struct Stage {
+    docker: Docker,
+    image: String,
+    networks: Networks,
+    moto: Moto,
+    metadata: MetadataService,
+    artifact: NodeArtifact,
+}
+
+impl Stage {
+    async fn new(spec: &ClusterSpec) -> Stage {
+        let docker = paas_docker::backend::connect_docker()
+            .await
+            .unwrap_or_else(|e| panic!("Docker: {e:#} (scripts/install-deps checks it)"));
+        instance::remove_leftovers(&docker).await;
+        let image = instance::image(&docker).await;
+        let pid = std::process::id();
+        let network = format!("paas-aws-boot-{pid}");
+        instance::create_network(&docker, &network, &spec.vpc_cidr, gateway(spec)).await;
+        let metadata_network = format!("paas-aws-boot-{pid}-imds");
+        // The host takes 169.254.169.254 on this network, so the stand-in below is where
+        // an instance finds EC2's metadata service.
+        instance::create_network(&docker, &metadata_network, "169.254.169.0/24", METADATA_ADDRESS).await;
+        let metadata = MetadataService::start(SocketAddr::from((METADATA_ADDRESS, 80))).await;
+        let moto = Moto::start(gateway(spec));
+        let binary = paas_docker::images::ImageInputs::from_env()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .node_binary;
+        let artifact = moto.upload(&format!("paas-{}-artifacts", spec.name), &binary).await;
+        Stage {
+            docker,
+            image,
+            networks: Networks {
+                cluster: network,
+                metadata: metadata_network,
+            },
+            moto,
+            metadata,
+            artifact,
+        }
+    }
+
+    async fn boot(&self, node: &Node, user_data: &str) -> Instance {
+        Instance::boot(
+            &self.docker,
+            &self.image,
+            &node.name,
+            &self.networks,
+            node.address,
+            user_data,
+            node.role == Role::Slave,
+        )
+        .await
+    }
+}
+
+/// Runs `test` on a fresh stage and removes every container and network afterwards, whether
+/// it passed or panicked.
+async fn staged<F, Fut>(test: F)
+where
+    F: FnOnce(Stage, ClusterSpec) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let spec = spec();
+    let stage = Stage::new(&spec).await;
+    let docker = stage.docker.clone();
+    let outcome = AssertUnwindSafe(test(stage, spec)).catch_unwind().await;
+    instance::remove_leftovers(&docker).await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// Polls `check` every second until it returns `Ok`, for at most `timeout`; panics with `what`
+/// and the last `Err` (what was seen instead).
+async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(last) if tokio::time::Instant::now() >= deadline => panic!("{what}: not within {timeout:?}; last: {last}"),
+            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_node_boots_from_its_aws_user_data_and_the_cluster_serves_www_through_the_lb() {
+    staged(|stage, spec| async move {
+        let topology = place(&spec);
+        let docker = &stage.docker;
+        let mut instances = Vec::new();
+        for node in &topology.nodes {
+            let text = user_data(&spec, &topology, node, &stage.artifact);
+            instances.push((node, stage.boot(node, &text).await));
+        }
+
+        // Each boot ran to its end: paas-node fetched, checked, installed, its unit running.
+        for (node, instance) in &instances {
+            let status = instance.wait_cloud_init(docker, BOOT).await;
+            let console = instance.console(docker).await;
+            assert!(status.contains("status: done"), "{}: cloud-init {status}\n{console}", node.name);
+            assert!(!console.contains("BOOT FAILED"), "{}: {console}", node.name);
+            let (code, active) = instance.sh(docker, "systemctl is-active paas-node.service").await;
+            assert_eq!((code, active.trim()), (0, "active"), "{}: paas-node.service\n{console}", node.name);
+            let (_, running) = instance
+                .sh(
+                    docker,
+                    "cat /proc/$(systemctl show -p MainPID --value paas-node.service)/cmdline | tr '\\0' ' '",
+                )
+                .await;
+            assert_eq!(
+                running.trim(),
+                "/usr/local/bin/paas-node supervise --config /etc/paas/node.json",
+                "{}",
+                node.name
+            );
+        }
+        let (credentials, _) = stage.metadata.counts();
+        assert!(
+            credentials >= instances.len(),
+            "every node asked the metadata service for its role's credentials: {credentials}"
+        );
+        assert!(
+            stage.moto.reads_of(&stage.artifact.key) >= instances.len(),
+            "every node read the artifact from S3"
+        );
+
+        // Each role's programs pass the sim's health checks.
+        for master in topology.nodes_of(Role::Master) {
+            let address = master.address;
+            eventually(CONVERGE, &format!("{}: ZooKeeper answers ruok", master.name), || async move {
+                match paas_docker::health::four_letter(&format!("{address}:{}", ports::ZOOKEEPER), "ruok").await {
+                    Some(answer) if answer == "imok" => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
+            for (port, path) in [(ports::MESOS_MASTER, "/health"), (ports::MARATHON, "/ping")] {
+                eventually(CONVERGE, &format!("{}: {path} on port {port}", master.name), || async move {
+                    match paas_docker::health::http_get(&format!("{address}:{port}"), path).await {
+                        Some((200, _)) => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                })
+                .await;
+            }
+        }
+        for lb in topology.nodes.iter().filter(|n| matches!(n.role, Role::Lb | Role::AdminLb)) {
+            let address = lb.address;
+            eventually(CONVERGE, &format!("{}: nginx /status", lb.name), || async move {
+                match get(address, "status.invalid", "/status").await {
+                    Some((200, _)) => Ok(()),
+                    other => Err(format!("{other:?}")),
+                }
+            })
+            .await;
+        }
+        eventually(CONVERGE, "a Mesos leader with both agents, and a Marathon leader", || async {
+            let health = paas_docker::health::probe(&topology, 0).await;
+            if health.zookeeper_ok() && health.mesos_ok() && health.marathon_ok() {
+                Ok(())
+            } else {
+                Err(health.waiting_for().join(", "))
+            }
+        })
+        .await;
+
+        // The built-in www app, deployed as `paas aws up` deploys it, is served through the lb.
+        let master = topology.nodes_of(Role::Master).next().unwrap().address;
+        let mut www: serde_json::Value = serde_json::from_str(paas_core::app::WWW_APP_JSON).unwrap();
+        www["instances"] = 2.into();
+        let (status, body) =
+            paas_docker::health::http_request(&format!("{master}:{}", ports::MARATHON), "POST", "/v2/apps", Some(&www.to_string()))
+                .await
+                .expect("Marathon answers");
+        assert!(status == 201, "POST /v2/apps: {status} {body}");
+        let lb = topology.nodes_of(Role::Lb).next().unwrap().address;
+        let host = format!("www.{}", spec.domain);
+        let answer = eventually(CONVERGE, "www served through the lb", || {
+            let host = host.clone();
+            async move {
+                match get(lb, &host, "/").await {
+                    Some((200, body)) if body.starts_with("www ") => Ok(body),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        })
+        .await;
+        let slaves: Vec<String> = topology.nodes_of(Role::Slave).map(|s| s.address.to_string()).collect();
+        assert!(
+            slaves.iter().any(|s| answer.contains(s.as_str())),
+            "www answered from a slave: {answer}"
+        );
+
+        // The admin entry admits the admin CIDR (the host here) and sends it to Marathon's leader.
+        let adminlb = topology.nodes_of(Role::AdminLb).next().unwrap().address;
+        let admin_host = format!("marathon.admin.{}", spec.domain);
+        eventually(CONVERGE, "Marathon through the admin entry", || {
+            let admin_host = admin_host.clone();
+            async move {
+                match get(adminlb, &admin_host, "/ping").await {
+                    Some((200, body)) => Ok(body),
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        })
+        .await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_paas_node_fails_its_sha256_starts_nothing_and_says_why() {
+    staged(|stage, spec| async move {
+        let topology = place(&spec);
+        let docker = &stage.docker;
+        let node = topology.nodes_of(Role::Lb).next().unwrap();
+        // The object in the bucket is not the binary the user-data names.
+        let wrong = "0".repeat(64);
+        let artifact = NodeArtifact {
+            sha256: wrong.clone(),
+            ..stage.artifact.clone()
+        };
+        let instance = stage.boot(node, &user_data(&spec, &topology, node, &artifact)).await;
+        instance.wait_cloud_init(docker, BOOT).await;
+
+        let (code, reason) = instance.sh(docker, "cat /var/lib/paas/boot-failed").await;
+        assert_eq!(code, 0, "no boot-failed marker:\n{}", instance.console(docker).await);
+        assert!(
+            reason.contains("sha256 mismatch") && reason.contains(&format!("expected {wrong}")),
+            "{reason}"
+        );
+        assert!(
+            reason.contains(&stage.artifact.sha256),
+            "the marker names the sha256 found: {reason}"
+        );
+        let console = instance.console(docker).await;
+        assert!(console.contains("paas-boot: BOOT FAILED: sha256 mismatch"), "console:\n{console}");
+        let (_, journal) = instance.sh(docker, "journalctl -t paas-boot --no-pager").await;
+        assert!(journal.contains("BOOT FAILED: sha256 mismatch"), "journal:\n{journal}");
+
+        // Nothing was installed or started: no paas-node, no unit, nothing of the node's.
+        let (code, _) = instance.sh(docker, "test -e /usr/local/bin/paas-node").await;
+        assert_ne!(code, 0, "paas-node was installed");
+        let (_, state) = instance.sh(docker, "systemctl is-active paas-node.service").await;
+        assert_eq!(state.trim(), "inactive", "paas-node.service");
+        let (_, processes) = instance.sh(docker, "ps -eo comm=").await;
+        for program in ["paas-node", "nginx"] {
+            assert!(!processes.lines().any(|p| p.trim() == program), "{program} runs:\n{processes}");
+        }
+        // The node is down, as a failed boot should leave it: its lb port is closed.
+        assert!(get(instance.address, "status.invalid", "/status").await.is_none(), "the lb answers");
+    })
+    .await;
+}
