@@ -48,10 +48,15 @@ pub enum Operator {
     MaxPer,
 }
 
-/// A health check of the scheduler's own (Marathon-side HTTP or TCP; COMMAND runs on the node).
+/// A health check: HTTP and TCP are Marathon's own; a COMMAND check is sent to Mesos in the
+/// TaskInfo and runs on the agent, which reports the task's health in its status updates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthCheck {
     pub protocol: HealthProtocol,
+    /// The COMMAND check's shell command.
+    pub command: Option<String>,
+    /// Seconds before a COMMAND check first runs (`delaySeconds`, 15 by default).
+    pub delay_secs: f64,
     pub path: String,
     pub port_index: usize,
     pub grace_period_secs: f64,
@@ -64,6 +69,7 @@ pub struct HealthCheck {
 pub enum HealthProtocol {
     Http,
     Tcp,
+    Command,
 }
 
 /// What the scheduler needs of an app.
@@ -88,6 +94,10 @@ pub struct AppSpec {
     pub max_launch_delay_secs: f64,
     pub minimum_health_capacity: f64,
     pub maximum_over_capacity: f64,
+    /// A DOCKER container: the tasks run as Docker containers.
+    pub docker: Option<super::container::DockerSpec>,
+    /// `taskKillGracePeriodSeconds`: the kill policy of the tasks.
+    pub kill_grace_secs: Option<f64>,
 }
 
 /// Fields Marathon computes and ignores on input.
@@ -367,8 +377,25 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
         }
     };
     let require_ports = map.get("requirePorts").and_then(Value::as_bool).unwrap_or(false);
+    let docker = super::container::parse(map, &mut v);
     // Declared ports are service ports; a task's host ports are only fixed with requirePorts.
-    let ports: Vec<u64> = if require_ports { declared.clone() } else { vec![0; declared.len()] };
+    // A Docker app's published port mappings ask for their host ports (0: any) instead.
+    let ports: Vec<u64> = match docker.as_ref().and_then(super::container::DockerSpec::requested_host_ports) {
+        Some(host_ports) => host_ports,
+        None if require_ports => declared.clone(),
+        None => vec![0; declared.len()],
+    };
+    let kill_grace_secs = match map.get("taskKillGracePeriodSeconds") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|x| x >= 0.0) => n.as_f64(),
+        Some(_) => {
+            v.push(Violation {
+                path: "/taskKillGracePeriodSeconds".into(),
+                errors: vec!["error.min".into()],
+            });
+            None
+        }
+    };
 
     let env = map
         .get("env")
@@ -449,9 +476,8 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
             let protocol = match hc.get("protocol").and_then(Value::as_str).unwrap_or("HTTP") {
                 "HTTP" | "MESOS_HTTP" | "HTTPS" | "MESOS_HTTPS" => Some(HealthProtocol::Http),
                 "TCP" | "MESOS_TCP" => Some(HealthProtocol::Tcp),
-                // Command checks run beside the task on the agent; this scheduler has no executor
-                // to run them, so it leaves such tasks without health results.
-                "COMMAND" => None,
+                // Command checks run beside the task on the agent (sent in the TaskInfo).
+                "COMMAND" => Some(HealthProtocol::Command),
                 _ => {
                     v.push(Violation {
                         path: format!("/healthChecks({i})/protocol"),
@@ -473,8 +499,20 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
             let timeout_secs = get("timeoutSeconds", 20.0);
             let max_consecutive_failures = get("maxConsecutiveFailures", 3.0);
             let port_index = get("portIndex", 0.0) as usize;
+            let delay_secs = get("delaySeconds", 15.0);
+            let command = hc
+                .get("command")
+                .and_then(|c| c.get("value"))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if protocol == Some(HealthProtocol::Command) && command.is_none() {
+                v.push(Violation {
+                    path: format!("/healthChecks({i})/command"),
+                    errors: vec!["error.path.missing".into()],
+                });
+            }
             if let Some(protocol) = protocol {
-                if port_index >= ports.len().max(1) {
+                if protocol != HealthProtocol::Command && port_index >= ports.len().max(1) {
                     v.push(Violation {
                         path: format!("/healthChecks({i})/portIndex"),
                         errors: vec![
@@ -484,6 +522,8 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
                 }
                 health_checks.push(HealthCheck {
                     protocol,
+                    command,
+                    delay_secs,
                     path: hc.get("path").and_then(Value::as_str).unwrap_or("/").to_owned(),
                     port_index,
                     grace_period_secs,
@@ -537,6 +577,8 @@ pub fn check(map: &Map<String, Value>) -> Result<AppSpec, DefinitionError> {
         max_launch_delay_secs,
         minimum_health_capacity,
         maximum_over_capacity,
+        docker,
+        kill_grace_secs,
     })
 }
 

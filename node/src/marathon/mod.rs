@@ -11,6 +11,7 @@
 //! - [`http`]: REST v2 and the event stream.
 
 pub mod app;
+pub mod container;
 pub mod http;
 pub mod model;
 pub mod placement;

@@ -202,10 +202,46 @@ fn task_info(app: &AppSpec, id: &str, agent_id: &v1::AgentId, ports: &[u64]) -> 
         kind: None,
         value: Some(app.id.clone()),
     });
-    let (shell, value, arguments) = match &app.cmd {
-        Some(cmd) => (true, Some(cmd.clone()), Vec::new()),
-        None => (false, app.args.first().cloned(), app.args.clone()),
+    let (shell, value, arguments) = match (&app.cmd, &app.docker) {
+        (Some(cmd), _) => (true, Some(cmd.clone()), Vec::new()),
+        // A Docker task's args follow the image's entrypoint; no args runs the image's command.
+        (None, Some(_)) => (false, None, app.args.clone()),
+        (None, None) => (false, app.args.first().cloned(), app.args.clone()),
     };
+    if let Some(docker) = &app.docker {
+        for (name, value) in super::container::ports_env(docker, ports) {
+            variables.push(v1::Variable {
+                name,
+                kind: None,
+                value: Some(value),
+            });
+        }
+    }
+    // Marathon sends at most one COMMAND check to Mesos: the first.
+    let health_check = app
+        .health_checks
+        .iter()
+        .find(|c| c.protocol == HealthProtocol::Command)
+        .and_then(|c| {
+            serde_json::to_value(v1::HealthCheck {
+                kind: v1::HealthCheckType::Command,
+                command: Some(v1::CommandInfo {
+                    shell: Some(true),
+                    value: c.command.clone(),
+                    ..Default::default()
+                }),
+                delay_seconds: c.delay_secs,
+                interval_seconds: c.interval_secs,
+                timeout_seconds: c.timeout_secs,
+                consecutive_failures: c.max_consecutive_failures,
+                grace_period_seconds: c.grace_period_secs,
+            })
+            .ok()
+        });
+    let container = app
+        .docker
+        .as_ref()
+        .and_then(|docker| serde_json::to_value(super::container::container_info(docker, ports)).ok());
     v1::TaskInfo {
         name: app.id.trim_start_matches('/').replace('/', "."),
         task_id: v1::TaskId::new(id),
@@ -227,6 +263,11 @@ fn task_info(app: &AppSpec, id: &str, agent_id: &v1::AgentId, ports: &[u64]) -> 
             value,
             arguments,
             user: None,
+        }),
+        container,
+        health_check,
+        kill_policy: app.kill_grace_secs.map(|seconds| v1::KillPolicy {
+            grace_period: Some(v1::DurationInfo::from_secs_f64(seconds)),
         }),
         ..Default::default()
     }
@@ -461,6 +502,42 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
     for event in event {
         let _ = shared.events.send(event);
     }
+    // A COMMAND check's verdict comes from the agent, in the status update's `healthy`.
+    if let Some(healthy) = status.healthy
+        && !state.is_terminal()
+    {
+        let checks: Vec<usize> = {
+            let world = shared.world.lock();
+            let app = world.tasks.get(&id).and_then(|t| world.apps.get(&t.app_id));
+            app.map(|a| {
+                a.spec
+                    .health_checks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.protocol == HealthProtocol::Command)
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default()
+        };
+        for index in checks {
+            let result = if healthy {
+                Ok(())
+            } else {
+                Err(status.message.clone().unwrap_or_else(|| "command check failed".into()))
+            };
+            on_health(
+                shared,
+                scheduler,
+                HealthOutcome {
+                    task_id: id.clone(),
+                    index,
+                    result,
+                },
+            )
+            .await;
+        }
+    }
     shared.wake.notify_one();
 }
 
@@ -574,7 +651,14 @@ fn schedule_health_checks(
     due.retain(|(id, _), _| world.tasks.contains_key(id));
     for task in world.tasks.values().filter(|t| t.state == TaskState::Running && !t.killing) {
         let Some(app) = world.apps.get(&task.app_id) else { continue };
-        for (index, check) in app.spec.health_checks.iter().enumerate() {
+        // COMMAND checks run on the agent; their results come with the status updates.
+        let own = app
+            .spec
+            .health_checks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.protocol != HealthProtocol::Command);
+        for (index, check) in own {
             let next = due.entry((task.id.clone(), index)).or_insert(now);
             if *next > now {
                 continue;
@@ -607,6 +691,7 @@ fn schedule_health_checks(
                             Err(_) => Err("timed out".into()),
                         }
                     }
+                    HealthProtocol::Command => return,
                 };
                 let _ = tx.send(HealthOutcome { task_id, index, result });
             });
@@ -655,7 +740,11 @@ async fn on_health(shared: &Arc<Shared>, scheduler: &Scheduler, outcome: HealthO
                         "instanceId": task.id,
                         "version": task.version,
                         "healthCheck": {
-                            "protocol": match check.protocol { HealthProtocol::Http => "HTTP", HealthProtocol::Tcp => "TCP" },
+                            "protocol": match check.protocol {
+                                HealthProtocol::Http => "HTTP",
+                                HealthProtocol::Tcp => "TCP",
+                                HealthProtocol::Command => "COMMAND",
+                            },
                             "path": check.path,
                             "portIndex": check.port_index,
                             "gracePeriodSeconds": check.grace_period_secs,

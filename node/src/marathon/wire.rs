@@ -124,9 +124,10 @@ impl AppDefinition {
         }
     }
 
-    /// Service ports in use by this app.
+    /// Service ports in use by this app (of its port definitions, or of a Docker app's port
+    /// mappings).
     pub fn service_ports(&self) -> impl Iterator<Item = u64> + '_ {
-        self.port_definitions.iter().map(|p| p.port)
+        self.ports.iter().copied()
     }
 
     /// The same definition but for the instance count: a change between two such is a scaling.
@@ -354,6 +355,34 @@ pub fn normalize(
             )),
         }
     }
+    // A Docker app's port mappings get their service ports the same way.
+    let mut container = map.get("container").filter(|c| !c.is_null()).cloned();
+    let mut mapping_service_ports = Vec::new();
+    if let Some(mappings) = container.as_mut().and_then(super::container::port_mappings_mut) {
+        for (i, mapping) in mappings.iter_mut().enumerate() {
+            let Some(mapping) = mapping.as_object_mut() else { continue };
+            let asked = mapping.get("servicePort").and_then(Value::as_u64).unwrap_or(0);
+            let port = if asked != 0 {
+                Some(asked)
+            } else {
+                previous
+                    .and_then(|p| p.ports.get(i).copied())
+                    .filter(|p| (LOCAL_PORT_MIN..LOCAL_PORT_MAX).contains(p) && !chosen.contains(p) && !taken.contains(p))
+                    .or_else(|| (LOCAL_PORT_MIN..LOCAL_PORT_MAX).find(|p| !chosen.contains(p) && !taken.contains(p)))
+            };
+            match port {
+                Some(port) => {
+                    chosen.insert(port);
+                    mapping.insert("servicePort".into(), port.into());
+                    mapping_service_ports.push(port);
+                }
+                None => violations.push(violation(
+                    format!("/container/portMappings({i})/servicePort"),
+                    format!("no free service port left in {LOCAL_PORT_MIN}-{LOCAL_PORT_MAX}; delete apps or give a fixed port"),
+                )),
+            }
+        }
+    }
     if !violations.is_empty() {
         return Err(DefinitionError::Invalid(violations));
     }
@@ -376,13 +405,17 @@ pub fn normalize(
             .map(|list| list.iter().map(|c| strings(Some(c)).unwrap_or_default()).collect())
             .unwrap_or_default(),
         uris: strings(map.get("uris")).unwrap_or_default(),
-        ports: port_definitions.iter().map(|p| p.port).collect(),
+        ports: if mapping_service_ports.is_empty() {
+            port_definitions.iter().map(|p| p.port).collect()
+        } else {
+            mapping_service_ports
+        },
         port_definitions,
         require_ports: map.get("requirePorts").and_then(Value::as_bool).unwrap_or(false),
         backoff_seconds: number(map.get("backoffSeconds"), 1.0),
         backoff_factor: number(map.get("backoffFactor"), 1.15),
         max_launch_delay_seconds: number(map.get("maxLaunchDelaySeconds"), DEFAULT_MAX_LAUNCH_DELAY_SECONDS),
-        container: map.get("container").filter(|c| !c.is_null()).cloned(),
+        container,
         health_checks: map
             .get("healthChecks")
             .and_then(Value::as_array)

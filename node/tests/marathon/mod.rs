@@ -3,6 +3,7 @@
 
 mod api;
 mod conformance;
+mod docker_apps;
 mod failover;
 mod health;
 mod restart;
