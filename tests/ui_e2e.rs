@@ -111,6 +111,7 @@ async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_
         assert_eq!(agent.zone, node["az"].as_str().unwrap(), "agent {agent:?} shows its node's zone");
     }
     browser.screenshot("mesos-agents").await;
+    browser.check_phone("mesos-agents").await;
     let tasks = marathon_task_ids(&cluster);
     assert_eq!(tasks.len(), 3 + 5, "www's 3 and uitest's 5 tasks: {tasks:?}");
     mesos::marathon_tasks(&browser, &tasks).await;
@@ -165,8 +166,6 @@ async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_
         "constraints": [["hostname", "CLUSTER", "nowhere"]],
     });
     marathon::scaling_during_a_deployment_is_refused(&browser, &stuck, "marathon").await;
-    browser.check_phone("marathon-deployments").await;
-    browser.check_keyboard("Marathon's deployments page").await;
     browser.assert_clean("Marathon: app, 409, deployments", &[409]).await;
     browser.open(&format!("{marathon_url}/ui/#/apps/uitest")).await;
     browser.wait_for("four healthy tasks", &marathon::healthy_rows(4)).await;

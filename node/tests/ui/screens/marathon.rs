@@ -118,7 +118,8 @@ pub async fn kill_one_and_scale(browser: &Browser) -> String {
 /// Creates `stuck` (an app whose deployment cannot finish) and scales it: the page must show
 /// Marathon's 409 naming the deployment, and offer to force. Then rolls the deployment back
 /// from the deployments page, which removes the app it was creating. Screenshots
-/// `<prefix>-409` and `<prefix>-deployments`.
+/// `<prefix>-409` and `<prefix>-deployments` (and its phone view); the deployments page's
+/// controls are checked for the keyboard.
 pub async fn scaling_during_a_deployment_is_refused(browser: &Browser, stuck: &Value, prefix: &str) {
     let id = stuck["id"].as_str().expect("the definition has an id");
     browser.click("#nav-apps").await;
@@ -155,6 +156,8 @@ pub async fn scaling_during_a_deployment_is_refused(browser: &Browser, stuck: &V
         )
         .await;
     browser.screenshot(&format!("{prefix}-deployments")).await;
+    browser.check_phone(&format!("{prefix}-deployments")).await;
+    browser.check_keyboard("the deployments page").await;
     browser.click("tr[data-deployment] button").await;
     browser
         .wait_for(

@@ -235,7 +235,10 @@ async function poll() {
       if (current) await keepingFocus(current);
     } while (again);
     hideError();
-    live.textContent = "updated " + new Date().toLocaleTimeString();
+    // The time goes in the tooltip: the status region is read out when its text changes, and
+    // a screen reader would otherwise announce every poll.
+    live.textContent = "live";
+    live.title = "updated " + new Date().toLocaleTimeString();
     live.className = "live on";
   } catch (e) {
     showError(`Cannot read the cluster: ${e.message}`);
