@@ -1,8 +1,10 @@
 //! End to end: `paas chaos` on a sim cluster whose masters declare a silent agent lost after
-//! 1 s × 3 missed pings. The seed's experiment (www at 5, kill 4 of 5 slaves), the Mesos
-//! leader killed, one lb killed and one AZ cut off, each with the probe's measurements and
-//! the platform's recovery checked from the JSON output; then a scenario file, a replayed
-//! seed, and a fault left in force that `paas chaos heal` undoes.
+//! 1 s × 3 missed pings. A slave running `www` frozen for 30 s, the Marathon and Mesos leaders
+//! killed, the seed's experiment (www at 5, kill 4 of 5 slaves), one lb killed and one AZ cut
+//! off, each with the platform's recovery checked from the JSON output and the availability
+//! targets of docs/BENCHMARKS.md held through `--min-availability` (a run below its target does
+//! not pass); then a scenario file, a replayed seed, and a fault left in force that
+//! `paas chaos heal` undoes.
 //!
 //! Needs Docker and the sim images (`paas sim images`). Takes a few minutes.
 
@@ -32,6 +34,26 @@ fn recovered_fault(run: &Value) -> &Value {
     fault
 }
 
+/// The node that runs the `www` task answering through the elb (`www <task id> <ip>:<port>`).
+fn node_running_www(cluster: &Cluster) -> String {
+    let (status, body) = cluster.get("www").expect("www answers through the elb");
+    assert_eq!(status, 200, "{body}");
+    let address = body
+        .split_whitespace()
+        .nth(2)
+        .and_then(|a| a.split(':').next())
+        .unwrap_or_default()
+        .to_string();
+    status_json(cluster)["status"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["address"] == address.as_str())
+        .and_then(|n| n["name"].as_str())
+        .unwrap_or_else(|| panic!("no node has the address of {body:?}"))
+        .to_string()
+}
+
 fn node_states(cluster: &Cluster) -> Vec<(String, String)> {
     status_json(cluster)["status"]["nodes"]
         .as_array()
@@ -54,9 +76,31 @@ fn chaos_faults_are_measured_recovered_from_and_healed() {
     );
     cluster.paas(&["sim", "up", "--output", "json"]);
 
+    // A slave running www frozen for 30 s: the lbs pass its task over (3 s to answer, then the
+    // next), so next to no request fails while Mesos declares it lost and Marathon replaces it.
+    let paused = node_running_www(&cluster);
+    let run = chaos(
+        &cluster,
+        &["pause", "--node", &paused, "--for", "30s", "--min-availability", "99.9"],
+    );
+    let fault = recovered_fault(&run);
+    assert_eq!(fault["targets"][0], paused.as_str(), "{fault:#}");
+
+    // The leaders lost: another leads, and app traffic never notices.
+    let run = chaos(&cluster, &["kill-leader", "marathon", "--min-availability", "100"]);
+    let fault = recovered_fault(&run);
+    assert_eq!(fault["leader_changes"]["marathon"], 1, "{fault:#}");
+    let run = chaos(&cluster, &["kill-leader", "mesos", "--min-availability", "100"]);
+    let fault = recovered_fault(&run);
+    assert_eq!(fault["leader_changes"]["mesos"], 1, "{fault:#}");
+    assert_eq!(fault["tasks_lost"], 0, "a master's loss costs no task: {fault:#}");
+
     // The seed's experiment: www at 5 instances, 4 of the 5 slaves killed. The survivor has
     // room for all 5, so every instance comes back on it.
-    let run = chaos(&cluster, &["kill-slaves", "4", "--scale", "www=5", "--seed", "11"]);
+    let run = chaos(
+        &cluster,
+        &["kill-slaves", "4", "--scale", "www=5", "--seed", "11", "--min-availability", "99.9"],
+    );
     let fault = recovered_fault(&run);
     assert_eq!(fault["targets"].as_array().unwrap().len(), 4);
     let lost = fault["tasks_lost"].as_u64().unwrap();
@@ -65,7 +109,6 @@ fn chaos_faults_are_measured_recovered_from_and_healed() {
         fault["tasks_started"].as_u64().unwrap() >= lost,
         "lost tasks were relaunched: {fault:#}"
     );
-    assert!(fault["availability"].as_f64().unwrap() > 0.0, "{fault:#}");
     let phases: Vec<&str> = fault["phases"]
         .as_array()
         .unwrap()
@@ -79,14 +122,8 @@ fn chaos_faults_are_measured_recovered_from_and_healed() {
         (status_json(&cluster)["status"]["health"]["agents_registered"] == 5).then_some(())
     });
 
-    // The Mesos leader lost: another master leads, apps keep their tasks.
-    let run = chaos(&cluster, &["kill-leader", "mesos"]);
-    let fault = recovered_fault(&run);
-    assert_eq!(fault["leader_changes"]["mesos"], 1, "{fault:#}");
-    assert_eq!(fault["tasks_lost"], 0, "a master's loss costs no task: {fault:#}");
-
     // One lb lost: the elb routes around it.
-    let run = chaos(&cluster, &["kill-lbs", "1", "--min-availability", "99"]);
+    let run = chaos(&cluster, &["kill-lbs", "1", "--min-availability", "99.9"]);
     let fault = recovered_fault(&run);
     assert!(fault["targets"][0].as_str().unwrap().starts_with("lb-"));
 

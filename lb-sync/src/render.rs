@@ -19,9 +19,13 @@ const NEXT_UPSTREAM: &str = "error timeout http_502 http_503 http_504";
 /// - read/send 3s: nginx's default of 60 s held every request sent to a paused (frozen) task
 ///   for a minute; 3 s passes it over well within a client's patience (the chaos probe gives
 ///   up after 5 s). An app whose answers take longer than this needs its own routes.
-/// - at most 3 tasks tried per request, 10 s in all, so a wide outage does not multiply load.
+/// - as many tasks tried as it takes, 10 s in all: when most tasks die at once (4 slaves of 5
+///   killed) a request that meets a dying task (refused at once) and then two dead ones (2 s
+///   each) must still reach the survivor; a limit of 3 tries answered it 504 after 4 s. Tasks
+///   marked failed are not tried, so a wide outage costs each request little more than one
+///   pass over the dead (the time bounds it).
 const PROXY_TIMEOUTS: &str = "proxy_connect_timeout 2s;\n        proxy_read_timeout 3s;\n        \
-                              proxy_send_timeout 3s;\n        proxy_next_upstream_tries 3;\n        \
+                              proxy_send_timeout 3s;\n        proxy_next_upstream_tries 0;\n        \
                               proxy_next_upstream_timeout 10s;";
 
 /// Renders the routes file for `table`, every virtual host with `listen {listen};` (a port, or
@@ -57,6 +61,10 @@ fn render_route(out: &mut String, route: &Route, listen: &str) {
     }
     let upstream = upstream_name(route);
     let _ = writeln!(out, "upstream {upstream} {{");
+    // Failures seen by one worker process take the task out for all of them: without a shared
+    // zone each worker learns every dead task by a request of its own, 2 s each. 64 KiB for the
+    // zone's own bookkeeping, and a KiB per backend for its two peers (well under that).
+    let _ = writeln!(out, "    zone {upstream} {}k;", 64 + route.backends.len());
     for backend in &route.backends {
         // One failure takes a task out for a few seconds, so a dead task costs one retry, not one
         // per request, until Marathon reports it gone.
@@ -97,7 +105,8 @@ mod tests {
         let text = render(&table, "8080");
         assert!(
             text.contains(
-                "upstream app_web_shop_paas_localhost {\n    server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n    \
+                "upstream app_web_shop_paas_localhost {\n    zone app_web_shop_paas_localhost 65k;\n    \
+                 server 10.0.0.1:31000 max_fails=1 fail_timeout=5s;\n    \
                  server 10.0.0.1:31000 backup max_fails=0;\n}"
             ),
             "{text}"

@@ -428,10 +428,34 @@ impl<'a> Session<'a> {
     }
 
     /// Scales an app and waits for it to serve at the new count.
+    ///
+    /// Steady is judged only on a view that shows the new count: a view taken while the change
+    /// was on its way to Marathon shows the old count, serving, and looked steady, so a fault
+    /// could start with the new instances not yet placed (every one of them on the slaves about
+    /// to be killed).
     pub async fn scale(&mut self, app: &str, instances: u32) -> Result<Result<Duration, Vec<String>>, SessionError> {
         self.platform.scale_app(app, instances).await?;
         self.event(format!("scaled {app} to {instances}"));
-        self.wait_recovered(&[], &[], &[], self.config.recover_timeout).await
+        let id = AppId::parse(app)
+            .map(|id| id.as_str().to_string())
+            .unwrap_or_else(|_| app.to_string());
+        let timeout = self.config.recover_timeout;
+        let started = Instant::now();
+        loop {
+            let waited = self
+                .wait_recovered(&[], &[], &[], timeout.saturating_sub(started.elapsed()))
+                .await?;
+            let at_count = {
+                let (_, view) = &*self.latest.borrow();
+                view.apps.iter().flatten().any(|a| a.id == id && a.instances == instances)
+            };
+            match waited {
+                Ok(_) if !at_count && started.elapsed() < timeout => continue,
+                Ok(_) if !at_count => return Ok(Err(vec![format!("{id} not yet at {instances} instances")])),
+                Ok(_) => return Ok(Ok(started.elapsed())),
+                Err(missing) => return Ok(Err(missing)),
+            }
+        }
     }
 
     /// Deploys an app and waits for it to serve. The probe keeps to the apps present when the
