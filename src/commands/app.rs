@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use paas_core::app::AppFile;
+use paas_core::http::HttpClient;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::context::{BadInput, Context};
@@ -191,40 +191,23 @@ impl Marathon {
         })
     }
 
-    /// Sends one request; a connection failure is an error naming the address.
+    /// Sends one request; no answer is an error naming the address.
     pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Answer> {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let connect = tokio::time::timeout(Duration::from_secs(5), tokio::net::TcpStream::connect(&self.connect));
-        let mut stream = connect
+        let body = body.map(Value::to_string);
+        let client = HttpClient::new(Duration::from_secs(5), Duration::from_secs(30));
+        let answer = client
+            .request(
+                &self.connect,
+                Some(&self.host),
+                method,
+                &format!("{}{path}", self.prefix),
+                body.as_deref(),
+            )
             .await
-            .map_err(|_| anyhow::anyhow!("connecting to Marathon at {} timed out", self.connect))?
-            .with_context(|| format!("connecting to Marathon at {} (is the cluster up?)", self.connect))?;
-        // HTTP/1.0: the answer ends when the connection closes, no chunked decoding needed.
-        let request = format!(
-            "{method} {}{path} HTTP/1.0\r\nHost: {}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            self.prefix,
-            self.host,
-            body.len()
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .context("sending the request to Marathon")?;
-        let mut response = Vec::new();
-        tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
-            .await
-            .map_err(|_| anyhow::anyhow!("Marathon at {} did not answer {method} {path} within 30s", self.connect))?
-            .context("reading Marathon's answer")?;
-        let text = String::from_utf8_lossy(&response);
-        let status = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow::anyhow!("Marathon at {} sent no HTTP status line", self.connect))?;
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+            .with_context(|| format!("asking Marathon at {} (is the cluster up?)", self.connect))?;
         Ok(Answer {
-            status,
-            body: serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string())),
+            status: answer.status,
+            body: serde_json::from_str(&answer.body).unwrap_or(Value::String(answer.body)),
         })
     }
 

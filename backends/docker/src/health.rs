@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use paas_core::Topology;
+use paas_core::http::HttpClient;
 use paas_core::render::ports;
 use paas_core::topology::Role;
 use serde::Serialize;
@@ -173,35 +174,18 @@ pub async fn four_letter(address: &str, command: &str) -> Option<String> {
     Some(answer)
 }
 
-/// A plain HTTP/1.0 GET: status and body, or `None` when nothing answers in time.
+/// A plain HTTP GET: status and body, or `None` when nothing answers in time.
 pub async fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
     http_request(address, "GET", path, None).await
 }
 
-/// One HTTP/1.0 request with an optional JSON body: status and body, or `None` when nothing
-/// answers in time.
+/// One HTTP request with an optional JSON body, through the client the CLI uses too
+/// (`paas_core::http`): status and body, or `None` when nothing answers in time.
 pub async fn http_request(address: &str, method: &str, path: &str, json: Option<&str>) -> Option<(u16, String)> {
-    let mut stream = tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address))
-        .await
-        .ok()?
-        .ok()?;
-    let body = json.unwrap_or_default();
-    let content = if json.is_some() {
-        format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len())
-    } else {
-        String::new()
-    };
-    let request = format!("{method} {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\n{content}\r\n{body}");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = Vec::new();
-    tokio::time::timeout(PROBE_TIMEOUT, stream.read_to_end(&mut response))
-        .await
-        .ok()?
-        .ok()?;
-    let text = String::from_utf8_lossy(&response).to_string();
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Some((status, body))
+    static CLIENT: std::sync::OnceLock<HttpClient> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| HttpClient::new(PROBE_TIMEOUT, 2 * PROBE_TIMEOUT));
+    let answer = client.request(address, None, method, path, json).await.ok()?;
+    Some((answer.status, answer.body))
 }
 
 #[cfg(test)]
