@@ -3,6 +3,7 @@
 //! REST API v2.
 //!
 //! - [`app`]: definitions and validation (422 details as Marathon gives them);
+//! - [`container`]: Docker apps, and the ContainerInfo of their tasks;
 //! - [`placement`]: where tasks go, a pure function with constraints;
 //! - [`model`]: apps, tasks, health;
 //! - [`wire`]: Marathon's JSON (typed) and the normalization of posted definitions;

@@ -162,3 +162,49 @@ async fn mesos_agent_kills_the_whole_process_group_on_kill_and_on_shutdown() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_agent_runs_command_health_checks_of_command_tasks() {
+    let cluster = MesosCluster::start(1, &["cpus:1;mem:256"]).await;
+    let master = cluster.leader_url().await.unwrap();
+    let mut framework = TestFramework::subscribe(&master, framework_info("checks")).await;
+    let offer = framework.offers().await.remove(0);
+    let check = |command: &str| {
+        serde_json::to_value(v1::HealthCheck {
+            command: Some(v1::CommandInfo {
+                value: Some(command.into()),
+                ..Default::default()
+            }),
+            delay_seconds: 0.0,
+            interval_seconds: 0.5,
+            timeout_seconds: 5.0,
+            consecutive_failures: 2,
+            grace_period_seconds: 0.0,
+            ..v1::HealthCheck::default()
+        })
+        .unwrap()
+    };
+    // The check runs in the sandbox, beside the file the task writes there.
+    let mut fine = task_info(&offer, "fine", "cpus:0.25;mem:32", "touch ready && sleep 600");
+    fine.health_check = Some(check("test -f ready"));
+    let mut sick = task_info(&offer, "sick", "cpus:0.25;mem:32", "sleep 600");
+    sick.health_check = Some(check("test -f ready"));
+    framework.accept(&offer, vec![fine, sick]).await;
+    let killed = framework.await_state("sick", TaskState::Killed).await;
+    assert_eq!(killed.healthy, Some(false), "killed by its health check");
+    eventually(Duration::from_secs(20), "a healthy TASK_RUNNING of the fine task", || {
+        let healthy = framework
+            .statuses
+            .iter()
+            .any(|s| s.task_id.value == "fine" && s.state == TaskState::Running && s.healthy == Some(true));
+        async move { healthy.then_some(()) }
+    })
+    .await;
+    assert!(
+        framework
+            .statuses
+            .iter()
+            .all(|s| s.task_id.value != "fine" || !s.state.is_terminal()),
+        "the healthy task keeps running"
+    );
+}
