@@ -146,6 +146,77 @@ impl Cluster {
     }
 }
 
+/// A Docker task container of a cluster, as `docker ps` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskContainer {
+    pub id: String,
+    pub name: String,
+    /// `running`, `exited`, `paused`...
+    pub state: String,
+    /// The slave whose agent made it (`slave-2`).
+    pub node: String,
+    pub task_id: String,
+}
+
+impl Cluster {
+    /// Every Docker task container of the cluster, running or not (by the label the sim's
+    /// agents put on them).
+    pub fn task_containers(&self) -> Vec<TaskContainer> {
+        let out = Command::new("docker")
+            .args([
+                "ps",
+                "-a",
+                "--no-trunc",
+                "--filter",
+                &format!("label=paas.task.cluster={}", self.name),
+                "--format",
+                "{{.ID}}\t{{.Names}}\t{{.State}}\t{{.Label \"paas.task.node\"}}\t{{.Label \"mesos.task_id\"}}",
+            ])
+            .output()
+            .expect("docker ps");
+        assert!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let f: Vec<&str> = line.split('\t').collect();
+                Some(TaskContainer {
+                    id: f.first()?.to_string(),
+                    name: f.get(1)?.to_string(),
+                    state: f.get(2)?.to_string(),
+                    node: f.get(3)?.to_string(),
+                    task_id: f.get(4)?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Distinct bodies of `app` seen in `requests` requests through the elb.
+    pub fn backends(&self, app: &str, requests: usize) -> BTreeSet<String> {
+        (0..requests)
+            .filter_map(|_| self.get(app))
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body.trim().to_string())
+            .collect()
+    }
+}
+
+/// The test app image (`tests/fixtures/app-image/`), built FROM the sim's base image when
+/// missing; the base must have been built (`paas sim images`).
+pub fn test_app_image() -> String {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the image build");
+    runtime.block_on(async {
+        let docker = paas_docker::connect_docker()
+            .await
+            .unwrap_or_else(|e| panic!("{e}: these tests need a running Docker engine"));
+        paas_docker::local_image::build_test_app(&docker)
+            .await
+            .unwrap_or_else(|e| panic!("building the test app image: {e:#?}"))
+    })
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.paas_output(&["sim", "down"]);
