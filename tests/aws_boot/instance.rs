@@ -120,10 +120,15 @@ pub async fn create_network(docker: &Docker, name: &str, subnet: &str, gateway: 
         .unwrap_or_else(|e| panic!("creating the Docker network {name} ({subnet}): {e}"));
 }
 
-/// Removes every container and network an earlier run of these tests left (the metadata
-/// network's subnet is fixed, so a leftover would block this run), or this run's own.
-pub async fn remove_leftovers(docker: &Docker) {
-    let filters = Some([("label".to_string(), vec![LABEL.to_string()])].into());
+/// Removes the containers and networks of these tests: this process's own (`Some(pid)`), or
+/// every one (`None`), which is what a killed run left (the metadata network's subnet is
+/// fixed, so a leftover would block the next run).
+pub async fn remove_leftovers(docker: &Docker, process: Option<u32>) {
+    let label = match process {
+        Some(pid) => format!("{LABEL}={pid}"),
+        None => LABEL.to_string(),
+    };
+    let filters = Some([("label".to_string(), vec![label])].into());
     let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,

@@ -86,7 +86,7 @@ impl Stage {
         let docker = paas_docker::backend::connect_docker()
             .await
             .unwrap_or_else(|e| panic!("Docker: {e:#} (scripts/install-deps checks it)"));
-        instance::remove_leftovers(&docker).await;
+        instance::remove_leftovers(&docker, None).await;
         let image = instance::image(&docker).await;
         let pid = std::process::id();
         let network = format!("paas-aws-boot-{pid}");
@@ -139,7 +139,7 @@ where
     let stage = Stage::new(&spec).await;
     let docker = stage.docker.clone();
     let outcome = AssertUnwindSafe(test(stage, spec)).catch_unwind().await;
-    instance::remove_leftovers(&docker).await;
+    instance::remove_leftovers(&docker, Some(std::process::id())).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }

@@ -78,7 +78,7 @@ impl Moto {
     pub fn reads_of(&self, key: &str) -> usize {
         let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
         log.lines()
-            .filter(|l| l.contains(&format!("\"GET /")) && l.contains(key) && l.contains("\" 200"))
+            .filter(|l| l.contains("\"GET /") && l.contains(key) && l.contains("\" 200"))
             .count()
     }
 }
