@@ -103,7 +103,7 @@ fn aws_plan_lists_the_artifact_bucket_object_role_and_profile_and_up_says_it_can
         text.contains("Rolling 11 instances one at a time, masters first: master-1, master-2, master-3, slave-1"),
         "{text}"
     );
-    assert!(text.contains("Not checked between two instances"), "{text}");
+    assert!(text.contains("nothing is waited for between two instances"), "{text}");
 }
 
 #[test]

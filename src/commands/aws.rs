@@ -56,7 +56,8 @@ pub enum AwsCommand {
     /// The cluster's nodes by AZ as AWS reports them, the ELB, the name servers, and its health
     /// through the admin entry (not at an emulator, where instances never boot).
     Status,
-    /// Set the number of nodes of a role and apply; other nodes are untouched.
+    /// Set the number of nodes of a role and apply; other nodes are untouched. Then waits until
+    /// the cluster is healthy, as `up` does.
     Scale(ScaleArgs),
     /// Delete every resource of the cluster, in reverse order, waiting for each dependency.
     Down,
@@ -158,7 +159,7 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
                 OutputFormat::Text => {
                     println!("Plan for cluster `{}` on aws in {}:", plan.cluster, deployment.region());
                     print!("{}", output::render_plan(&plan, output::colour()));
-                    if let Some(roll) = describe_roll(&plan) {
+                    if let Some(roll) = describe_roll(&plan, deployment.is_emulator()) {
                         println!("{roll}");
                     }
                 }
@@ -188,7 +189,7 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
                     deployment.region()
                 );
             }
-            if !quiet && let Some(roll) = describe_roll(&plan) {
+            if !quiet && let Some(roll) = describe_roll(&plan, deployment.is_emulator()) {
                 eprintln!("{roll}");
             }
             let outcome = deployment.up("aws up", &|event| progress.handle(event)).await;
@@ -266,18 +267,22 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
 
 /// How the plan replaces instances, and what that does and does not guarantee; `None` when
 /// no instance is replaced in turn.
-fn describe_roll(plan: &paas_core::Plan) -> Option<String> {
+fn describe_roll(plan: &paas_core::Plan, emulator: bool) -> Option<String> {
     if plan.rolling.is_empty() {
         return None;
     }
     let order: Vec<&str> = plan.rolling.iter().map(|id| id.name()).collect();
+    let gate = if emulator {
+        "At an emulator instances never boot, so nothing is waited for between two instances."
+    } else {
+        "Before terminating each instance and after its replacement runs, `up` waits until the cluster \
+         serves through its admin entry: a Mesos leader with every agent registered, a Marathon leader, \
+         every lb in service behind the elb; a cluster that does not serve within the wait stops the roll. \
+         Not visible from outside the VPC: a new master's ZooKeeper rejoining the ensemble."
+    };
     Some(format!(
         "Rolling {} instances one at a time, masters first: {}.\n\
-         Each old instance is terminated only once the new one before it is running in EC2, and the elb \
-         and DNS records are updated, not replaced. Not checked between two instances: that the new \
-         node's programs are up (ZooKeeper in the quorum, Mesos and Marathon elected, agent registered, \
-         lb in service), so a node slower to boot than the next termination can leave two masters \
-         down at once; watch `paas aws status` and the admin UIs while it rolls.",
+         The elb and DNS records are updated, not replaced; a new lb joins the elb as soon as it runs.\n{gate}",
         order.len(),
         order.join(", ")
     ))

@@ -313,7 +313,12 @@ impl<'a> Engine<'a> {
                         id: resource.id.clone(),
                         action: step.action,
                     });
-                    in_flight.push(self.run_create_or_update(cluster, step, resource, current, deps, rolled, on_event));
+                    let how = match (step.action, current) {
+                        (Action::Update, Some(current)) => How::Update(current),
+                        _ if rolled => How::Roll,
+                        _ => How::Create,
+                    };
+                    in_flight.push(self.run_create_or_update(cluster, step, resource, how, deps, on_event));
                 }
             }
             let Some((step, result, elapsed)) = in_flight.next().await else {
@@ -360,18 +365,17 @@ impl<'a> Engine<'a> {
         cluster: &str,
         step: &'s Step,
         resource: &Resource,
-        current: Option<Observed>,
+        how: How,
         deps: Resolved,
-        rolled: bool,
         on_event: &(dyn Fn(Event) + Sync),
     ) -> (&'s Step, Result<Observed, BackendError>, u64) {
         let started = Instant::now();
-        let result = match (step.action, current) {
-            (Action::Update, Some(current)) => {
+        let result = match how {
+            How::Update(current) => {
                 self.retrying(step, on_event, || self.backend.update(cluster, resource, &current, &deps))
                     .await
             }
-            (Action::Replace, _) if rolled => {
+            How::Roll => {
                 // The machine the plan saw: the state may list another copy of the same id.
                 let old = step.current.as_ref().expect("replacements carry the observed resource");
                 // Never take a machine down while the cluster does not serve: this also holds
@@ -399,7 +403,7 @@ impl<'a> Engine<'a> {
                     (other, _) => other,
                 }
             }
-            _ => {
+            How::Create => {
                 self.retrying(step, on_event, || self.backend.create(cluster, resource, &deps))
                     .await
             }
@@ -431,6 +435,15 @@ impl<'a> Engine<'a> {
             }
         }
     }
+}
+
+/// How a creation-phase step is carried out.
+enum How {
+    Create,
+    /// In place, from what is there now.
+    Update(Observed),
+    /// A rolled replacement: delete the old machine, create the new one (behind the gate).
+    Roll,
 }
 
 /// Records a finished step: shown, and counted in the report.

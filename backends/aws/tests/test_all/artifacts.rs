@@ -17,12 +17,13 @@ fn decode(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 1 {
-            if let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 3 <= bytes.len()
+            && let Ok(b) = u8::from_str_radix(&text[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
         i += 1;
@@ -97,7 +98,7 @@ async fn the_node_binary_is_delivered_from_a_private_bucket_through_a_read_only_
         (Some(true), Some(true), Some(true), Some(true))
     );
     let policy = s3.get_bucket_policy().bucket(bucket).send().await;
-    let code = policy.as_ref().err().and_then(|e| paas_aws::error::code(e));
+    let code = policy.as_ref().err().and_then(paas_aws::error::code);
     assert_eq!(code.as_deref(), Some("NoSuchBucketPolicy"), "the bucket has no policy: {policy:?}");
     let acl = s3.get_bucket_acl().bucket(bucket).send().await.unwrap();
     for grant in acl.grants() {
