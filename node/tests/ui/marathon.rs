@@ -119,3 +119,58 @@ async fn an_operator_creates_scales_kills_and_destroys_an_app_from_the_page() {
     browser.assert_clean("apps list after destroy", &[]).await;
     browser.check_phone("marathon-apps").await;
 }
+
+/// The page outlives the Marathon leader: served by a Marathon that does not lead (which proxies
+/// the event stream to the leader), it loses the stream when the leader dies, is refused one
+/// (503) while no leader is elected, which makes the browser give up on it; the page starts it
+/// again, and changes show up live once more, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_follows_marathon_through_the_loss_of_its_leader() {
+    let mut platform = Platform::start(2, 1).await;
+    let leader = platform.leader().await;
+    let follower = 1 - leader;
+    let marathon = platform.marathons[follower].url();
+    let browser = Browser::start("loopback").await;
+    screen::open(&browser, &marathon).await;
+    browser
+        .wait_for(
+            "the empty list",
+            "return document.getElementById('apps').textContent.includes('No applications');",
+        )
+        .await;
+
+    platform.marathons[leader].process.kill();
+    browser
+        .wait_for(
+            "the page to show the stream lost",
+            "return document.getElementById('live').classList.contains('off');",
+        )
+        .await;
+    browser
+        .wait_for(
+            "the stream live again",
+            "return document.getElementById('live').classList.contains('on');",
+        )
+        .await;
+
+    let app = serde_json::json!({ "id": "/elsewhere", "instances": 1, "cpus": 0.1, "mem": 16, "cmd": "exec sleep 1000" });
+    let created = platform.http.post(format!("{marathon}/v2/apps")).json(&app).send().await.unwrap();
+    assert_eq!(
+        created.status(),
+        201,
+        "creating /elsewhere: {}",
+        created.text().await.unwrap_or_default()
+    );
+    browser
+        .wait_for(
+            "the app created through the API listed",
+            "return document.querySelector('tr[data-app=\"/elsewhere\"]') !== null;",
+        )
+        .await;
+    assert_eq!(
+        browser.eval("return Array.isArray(window.__uiErrors);").await,
+        Value::Bool(true),
+        "the page was reloaded"
+    );
+    browser.screenshot("marathon-after-leader-loss").await;
+}
