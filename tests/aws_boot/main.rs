@@ -179,6 +179,15 @@ async fn every_node_boots_from_its_aws_user_data_and_the_cluster_serves_www_thro
             let console = instance.console(docker).await;
             assert!(status.contains("status: done"), "{}: cloud-init {status}\n{console}", node.name);
             assert!(!console.contains("BOOT FAILED"), "{}: {console}", node.name);
+            // The user-data's own apt step ran, and found its packages in the image.
+            let (_, apt) = instance
+                .sh(docker, "grep -c 'is already the newest version' /var/log/cloud-init-output.log")
+                .await;
+            assert!(
+                apt.trim().parse::<u32>().unwrap_or(0) >= 2,
+                "{}: apt-get install did not run: {apt}",
+                node.name
+            );
             let (code, active) = instance.sh(docker, "systemctl is-active paas-node.service").await;
             assert_eq!((code, active.trim()), (0, "active"), "{}: paas-node.service\n{console}", node.name);
             let (_, running) = instance
