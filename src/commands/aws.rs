@@ -71,7 +71,9 @@ pub struct UpArgs {
     /// Apply changes to an existing cluster without asking (needed when not on a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Stop once the infrastructure is applied: deploy no apps, wait for no health.
+    /// Wait for nothing: stop once the infrastructure is applied (no apps deployed, no health
+    /// awaited), and roll replaced instances without waiting for the cluster to serve between
+    /// two of them — the way to roll a fixed binary over a cluster that does not serve.
     #[arg(long)]
     pub no_wait: bool,
     /// Seconds to wait for the cluster to become healthy once applied.
@@ -139,11 +141,15 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
         profile: args.profile.clone(),
         endpoint_url: args.endpoint_url.clone(),
     };
+    let no_wait = matches!(&args.command, AwsCommand::Up(up) if up.no_wait);
     let mut deployment = Deployment::connect(ctx.spec.clone(), &ctx.state_dir, &connection, Waits::default())
         .await
         .context("connecting to AWS")?;
     if let Some(binary) = node_binary {
         deployment = deployment.with_node_binary(binary);
+    }
+    if no_wait {
+        deployment = deployment.without_roll_gate();
     }
     let quiet = global.quiet || ctx.output == OutputFormat::Json;
     if !quiet {
@@ -159,7 +165,7 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
                 OutputFormat::Text => {
                     println!("Plan for cluster `{}` on aws in {}:", plan.cluster, deployment.region());
                     print!("{}", output::render_plan(&plan, output::colour()));
-                    if let Some(roll) = describe_roll(&plan, deployment.is_emulator()) {
+                    if let Some(roll) = describe_roll(&plan, deployment.is_emulator(), no_wait) {
                         println!("{roll}");
                     }
                 }
@@ -189,7 +195,7 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
                     deployment.region()
                 );
             }
-            if !quiet && let Some(roll) = describe_roll(&plan, deployment.is_emulator()) {
+            if !quiet && let Some(roll) = describe_roll(&plan, deployment.is_emulator(), no_wait) {
                 eprintln!("{roll}");
             }
             let outcome = deployment.up("aws up", &|event| progress.handle(event)).await;
@@ -267,13 +273,16 @@ async fn run_command(global: &GlobalArgs, args: AwsArgs) -> anyhow::Result<()> {
 
 /// How the plan replaces instances, and what that does and does not guarantee; `None` when
 /// no instance is replaced in turn.
-fn describe_roll(plan: &paas_core::Plan, emulator: bool) -> Option<String> {
+fn describe_roll(plan: &paas_core::Plan, emulator: bool, no_wait: bool) -> Option<String> {
     if plan.rolling.is_empty() {
         return None;
     }
     let order: Vec<&str> = plan.rolling.iter().map(|id| id.name()).collect();
     let gate = if emulator {
         "At an emulator instances never boot, so nothing is waited for between two instances."
+    } else if no_wait {
+        "--no-wait: nothing is waited for between two instances; a node slower to boot than the next \
+         termination can leave two masters down at once."
     } else {
         "Before terminating each instance and after its replacement runs, `up` waits until the cluster \
          serves through its admin entry: a Mesos leader with every agent registered, a Marathon leader, \

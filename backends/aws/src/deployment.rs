@@ -88,6 +88,8 @@ pub struct Deployment {
     store: StateStore,
     options: ApplyOptions,
     node_binary: Option<NodeBinary>,
+    /// Whether a roll waits for the cluster to serve around each machine (at AWS itself).
+    gate_rolls: bool,
 }
 
 impl Deployment {
@@ -108,12 +110,20 @@ impl Deployment {
             store,
             options: ApplyOptions::default(),
             node_binary: None,
+            gate_rolls: true,
         })
     }
 
     /// Sets the apply options (parallelism, retries).
     pub fn with_options(mut self, options: ApplyOptions) -> Deployment {
         self.options = options;
+        self
+    }
+
+    /// Rolls without waiting for the cluster to serve around each machine: the way to roll a
+    /// fixed binary over a cluster that does not serve (the gate would wait for it forever).
+    pub fn without_roll_gate(mut self) -> Deployment {
+        self.gate_rolls = false;
         self
     }
 
@@ -177,15 +187,16 @@ impl Deployment {
 
     /// Makes AWS match the spec; `on_event` sees each step. At AWS itself, a rolled
     /// replacement waits before and after each machine until the cluster serves through its
-    /// admin entry (see [`Health::is_serving`]); at an emulator, where instances never boot,
-    /// it does not wait.
+    /// admin entry (see [`Health::is_serving`]), at most the wait timeout, then stops; at an
+    /// emulator, where instances never boot, or [`Deployment::without_roll_gate`], it does not
+    /// wait.
     pub async fn up(&self, command: &str, on_event: &(dyn Fn(Event) + Sync)) -> Result<Outcome, DeploymentError> {
         let graph = self.graph().await?;
         let (calls, started) = (self.backend.calls(), Instant::now());
         let gate = ServingGate { deployment: self };
-        let engine = match self.is_emulator() {
-            true => self.engine(),
-            false => self.engine().with_gate(&gate),
+        let engine = match self.gate_rolls && !self.is_emulator() {
+            true => self.engine().with_gate(&gate),
+            false => self.engine(),
         };
         let (plan, report) = engine.apply(&graph, command, on_event).await?;
         Ok(self.outcome(plan, report, calls, started))

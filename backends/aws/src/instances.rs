@@ -18,6 +18,12 @@ use crate::network::{filter, observed, wrong_spec};
 use crate::tags::{self, Marks};
 use crate::{AwsBackend, dep};
 
+/// Whether EC2 refused an instance profile it cannot see yet.
+fn young_profile<E: aws_sdk_ec2::error::ProvideErrorMetadata, R>(err: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> bool {
+    code(err).as_deref() == Some("InvalidParameterValue")
+        && aws_sdk_ec2::error::ProvideErrorMetadata::message(err).is_some_and(|m| m.to_ascii_lowercase().contains("instance profile"))
+}
+
 /// Instance states that still count as the node existing.
 const LIVE: &[&str] = &["pending", "running", "stopping", "stopped"];
 
@@ -164,41 +170,45 @@ impl AwsBackend {
             .associate_public_ip_address(*public_ip)
             .set_groups(Some(groups))
             .build();
-        let out = self
-            .clients
-            .ec2
-            .run_instances()
-            .image_id(image)
-            .instance_type(instance_type.as_str().into())
-            .min_count(1)
-            .max_count(1)
-            .key_name(key_name)
-            .network_interfaces(interface)
-            .iam_instance_profile(IamInstanceProfileSpecification::builder().name(profile_name).build())
-            // IMDSv2 only: credentials need a session token from a PUT, which one hop cannot
-            // make from inside a task's container.
-            .metadata_options(
-                InstanceMetadataOptionsRequest::builder()
-                    .http_endpoint(InstanceMetadataEndpointState::Enabled)
-                    .http_tokens(HttpTokensState::Required)
-                    .http_put_response_hop_limit(1)
-                    .build(),
-            )
-            .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
-            .tag_specifications(marks.ec2_spec(ResourceType::Instance))
-            .tag_specifications(marks.ec2_spec(ResourceType::Volume))
-            .send()
-            .await
-            .map_err(|e| {
-                // A profile made a moment ago is not visible to EC2 yet ("Invalid IAM Instance
-                // Profile"): IAM is eventually consistent.
-                let young_profile = code(&e).as_deref() == Some("InvalidParameterValue")
-                    && format!("{e:?}").to_ascii_lowercase().contains("instance profile");
-                match creating(aws("run instance", &resource.id, e)) {
-                    BackendError::Failed { op, id, message, .. } if young_profile => BackendError::Transient { op, id, message },
-                    other => other,
+        let run = || {
+            self.clients
+                .ec2
+                .run_instances()
+                .image_id(&image)
+                .instance_type(instance_type.as_str().into())
+                .min_count(1)
+                .max_count(1)
+                .key_name(&key_name)
+                .network_interfaces(interface.clone())
+                .iam_instance_profile(IamInstanceProfileSpecification::builder().name(&profile_name).build())
+                // IMDSv2 only: credentials need a session token from a PUT, which one hop cannot
+                // make from inside a task's container.
+                .metadata_options(
+                    InstanceMetadataOptionsRequest::builder()
+                        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                        .http_tokens(HttpTokensState::Required)
+                        .http_put_response_hop_limit(1)
+                        .build(),
+                )
+                .user_data(base64::engine::general_purpose::STANDARD.encode(&user_data))
+                .tag_specifications(marks.ec2_spec(ResourceType::Instance))
+                .tag_specifications(marks.ec2_spec(ResourceType::Volume))
+                .send()
+        };
+        // A profile made a moment ago is not visible to EC2 yet ("Invalid IAM Instance Profile
+        // name"; IAM is eventually consistent, for seconds): no instance was launched, so
+        // asking again is safe. Any other failure may have launched one and goes to the engine,
+        // whose retry looks first.
+        let deadline = tokio::time::Instant::now() + self.waits.timeout;
+        let out = loop {
+            match run().await {
+                Ok(out) => break out,
+                Err(e) if young_profile(&e) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(self.waits.interval).await;
                 }
-            })?;
+                Err(e) => return Err(creating(aws("run instance", &resource.id, e))),
+            }
+        };
         let first = out
             .instances()
             .first()
