@@ -1,8 +1,9 @@
 //! End to end: apps as Docker images on the sim, on one cluster. A locally built image
 //! deployed with `paas app deploy` as a BRIDGE app and as a HOST app, served through the elb;
 //! a slave's agent restarted under its running task container; two slaves killed with
-//! `paas chaos` at 99.9% availability, their task containers gone with them; a missing image
-//! and a failing COMMAND health check; `paas sim down` leaving no task container or network.
+//! `paas chaos` at 99.9% availability, their task containers gone with them; a slave's network
+//! fault reaching its BRIDGE and HOST tasks; a missing image and a failing COMMAND health
+//! check; `paas sim down` leaving no task container or network.
 //!
 //! Needs Docker and the sim base image (`paas sim images`); the test app image is built FROM
 //! it (`tests/fixtures/app-image/`). Takes a few minutes.
@@ -232,6 +233,73 @@ fn docker_apps_are_served_outlive_agent_restarts_die_with_their_slaves_and_leave
 
     // The same image as a HOST app: the task binds its offered port on the slave.
     deploy(&cluster, "hellohost.json", &app("/hellohost", &image, false));
+    served_by(&cluster, "hellohost", 3);
+
+    // A network fault on a slave reaches its tasks: with every packet from the cluster
+    // dropped on the slave, an lb reaches neither its BRIDGE task (through the agent's
+    // forwarder) nor its HOST task (in the slave's namespace).
+    let mut by_host: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for app in ["hello", "hellohost"] {
+        let (_, body) = marathon(&cluster, &format!("/v2/apps/{app}/tasks")).expect("the app's tasks");
+        for task in body["tasks"].as_array().unwrap() {
+            let host = task["host"].as_str().unwrap().to_string();
+            let port = task["ports"][0].as_u64().unwrap();
+            by_host.entry(host.clone()).or_default().push(format!("{app} {host}:{port}"));
+        }
+    }
+    let (address, endpoints) = by_host
+        .iter()
+        .max_by_key(|(_, endpoints)| {
+            endpoints
+                .iter()
+                .map(|e| e.split(' ').next().unwrap())
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .map(|(a, e)| (a.clone(), e.clone()))
+        .unwrap();
+    let node = addresses(&cluster)
+        .into_iter()
+        .find(|(_, a)| *a == address)
+        .map(|(n, _)| n)
+        .unwrap();
+    let lb = format!("{}-lb-1", cluster.name);
+    let reaches = |endpoint: &str| {
+        let target = endpoint.split(' ').nth(1).unwrap();
+        Command::new("docker")
+            .args(["exec", &lb, "curl", "-sf", "-m", "2", &format!("http://{target}/health")])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    assert!(endpoints.iter().all(|e| reaches(e)), "{endpoints:?} before the fault");
+    let fault = cluster.paas_spawn(&["chaos", "loss", "--percent", "100", "--node", &node, "--for", "8s"]);
+    let slave = format!("{}-{node}", cluster.name);
+    eventually(Duration::from_secs(30), "the loss rule in force on the slave", || {
+        let rules = Command::new("docker")
+            .args([
+                "exec",
+                &slave,
+                "sh",
+                "-c",
+                "$(command -v iptables-legacy || command -v iptables) -w -S PAAS-CHAOS-IN",
+            ])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&rules.stdout).contains("DROP").then_some(())
+    });
+    for endpoint in &endpoints {
+        assert!(!reaches(endpoint), "{endpoint} on {node} answered through a 100% loss");
+    }
+    let output = fault.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "chaos loss: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Healed: both apps at their count again (the agent may have been declared lost
+    // meanwhile, 1 s x 3 pings here, and its tasks replaced).
+    served_by(&cluster, "hello", 3);
     served_by(&cluster, "hellohost", 3);
 
     // A missing image: the task fails with a message, and Marathon backs off (30 s after the
