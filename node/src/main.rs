@@ -1,7 +1,7 @@
 //! `paas-node`: the programs that run on a cluster node, one subcommand each.
 //!
-//! In the sim every node is a container running some of these; on AWS the load balancers
-//! run `lb-sync` beside the real nginx.
+//! Every node runs some of these under `supervise`, beside ZooKeeper and nginx from Debian: in
+//! the sim as a container's PID 1, on AWS as the instance's `paas-node.service`.
 
 use clap::{Parser, Subcommand};
 
@@ -23,7 +23,7 @@ enum Program {
     MesosAgent(paas_node::mesos::agent::Args),
     /// The sim's Marathon: REST v2, scheduling on Mesos offers, health checks, state in ZooKeeper.
     Marathon(paas_node::marathon::Args),
-    /// A sim node's init: writes its files, runs and restarts its programs, forwards signals.
+    /// A node's init (sim container or AWS instance): writes its files, runs and restarts its programs, forwards signals.
     Supervise(paas_node::supervise::Args),
     /// Delays the packets of an NFQUEUE in userspace (this kernel has no `tc netem`), for chaos `delay` faults.
     Netdelay(paas_node::netdelay::Args),
