@@ -4,9 +4,9 @@
 //! its `paas-node.service` under systemd (a subreaper there, so orphans still come to it): it
 //! writes the node's configuration files, runs each of the node's programs, restarts a program that
 //! exits (with backoff), reaps every orphan that ends up with it, passes SIGTERM/SIGINT on to the
-//! programs and exits once they are gone. Each program's output goes to its own log file (`<log-
-//! dir>/<program>.log`, for `paas sim logs --process`) and to stdout prefixed with the program's
-//! name (for `docker logs`).
+//! programs and exits once they are gone. Each program's output goes to its own log file
+//! (`<log-dir>/<program>.log`, for `paas sim logs --process`) and to stdout prefixed with the
+//! program's name (for `docker logs`).
 
 mod command;
 mod config;
