@@ -273,7 +273,8 @@ async fn mesos_docker_tasks_fail_on_an_agent_without_the_docker_containerizer() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_docker_failing_command_health_check_kills_the_task() {
     let (_cluster, env, _agent, mut framework, offer) = setup("health").await;
-    let mut task = docker_task(&offer, "sick", &env.image, false, &[], image_default());
+    // On the test's bridge network: the app's port 8080 is its own there.
+    let mut task = docker_task(&offer, "sick", &env.image, true, &[], image_default());
     // Inside the container: the file exists only there, so a passing check proves where it ran.
     task.health_check = Some(
         serde_json::to_value(v1::HealthCheck {

@@ -64,7 +64,7 @@ pub struct Args {
     /// Comma-separated containerizers in the order tried: `mesos` runs commands in a sandbox,
     /// `docker` runs tasks whose ContainerInfo type is DOCKER as Docker containers (without it
     /// such a task fails).
-    #[arg(long, default_value = "mesos")]
+    #[arg(long, default_value = "mesos", value_parser = checked(parse_containerizers))]
     pub containerizers: String,
     /// The Docker engine's socket (docker containerizer).
     #[arg(long, default_value = "/var/run/docker.sock")]
@@ -85,8 +85,17 @@ pub struct Args {
     #[arg(long, default_value = "host")]
     pub docker_host_network: String,
     /// paas extension: extra labels on every task container, as key=value,key=value.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", value_parser = checked(docker::parse_labels))]
     pub docker_task_labels: String,
+}
+
+/// A clap value parser that checks a flag with `parse` (so bad input is refused at parse time,
+/// exit 2) and keeps its text.
+fn checked<T>(parse: fn(&str) -> anyhow::Result<T>) -> impl Fn(&str) -> Result<String, String> + Clone + Send + Sync + 'static
+where
+    T: 'static,
+{
+    move |text: &str| parse(text).map(|_| text.to_owned()).map_err(|e| format!("{e:#}"))
 }
 
 /// The containerizers `--containerizers` names. Fails on an unknown one.

@@ -19,7 +19,11 @@
 //!   (`--docker_kill_orphans`). Task containers never get the Docker socket.
 //!
 //! Unlike Mesos, a container is removed as soon as its task's end is reported (Mesos keeps it
-//! for `--docker_remove_delay`); the output stays in the sandbox.
+//! for `--docker_remove_delay`); the output stays in the sandbox. The sandbox itself is not
+//! mounted into the container, and a volume's host path (a relative one resolved in the
+//! sandbox) is a path on the engine's machine: when the agent runs in a container (the sim),
+//! that is not the agent's own filesystem — Mesos asks such an agent to have its work dir at
+//! the same path on the host, which the sim does not do.
 
 pub mod forward;
 pub mod options;
@@ -80,11 +84,15 @@ impl DockerRuntime {
     ) -> anyhow::Result<DockerRuntime> {
         let path = socket.display().to_string();
         let docker = Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION)
-            .with_context(|| format!("connecting to the Docker engine at {path} (--docker_socket)"))?;
+            .with_context(|| {
+                format!("connecting to the Docker engine at {path}: start it, point --docker_socket at its socket, or leave docker out of --containerizers")
+            })?;
         let docker = docker
             .negotiate_version()
             .await
-            .with_context(|| format!("asking the Docker engine at {path} for its API version (--docker_socket)"))?;
+            .with_context(|| {
+                format!("the Docker engine at {path} does not answer: start it, point --docker_socket at its socket, or leave docker out of --containerizers")
+            })?;
         Ok(DockerRuntime {
             docker,
             socket: socket.to_owned(),
@@ -558,7 +566,14 @@ pub async fn recover(agent: &Arc<Agent>, checkpoints: &[TaskCheckpoint]) -> anyh
             }
             None if runtime.kill_orphans => {
                 tracing::info!(container = %name, task = ?task_id, "removing an orphan task container (--docker_kill_orphans)");
-                remove(runtime, &name).await;
+                // In the background: re-registering must not wait for a slow removal, or the
+                // master may give the agent up in the meantime.
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    if let Some(runtime) = agent.docker.as_ref() {
+                        remove(runtime, &name).await;
+                    }
+                });
             }
             None => tracing::info!(container = %name, "leaving an orphan task container (--docker_kill_orphans=false)"),
         }
