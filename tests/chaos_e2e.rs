@@ -36,8 +36,10 @@ fn recovered_fault(run: &Value) -> &Value {
 
 /// The node that runs the `www` task answering through the elb (`www <task id> <ip>:<port>`).
 fn node_running_www(cluster: &Cluster) -> String {
-    let (status, body) = cluster.get("www").expect("www answers through the elb");
-    assert_eq!(status, 200, "{body}");
+    // `sim up` waits for the platform; the lbs' routes to www follow within a moment.
+    let body = eventually(Duration::from_secs(60), "www answering through the elb", || {
+        cluster.get("www").filter(|(status, _)| *status == 200).map(|(_, body)| body)
+    });
     let address = body
         .split_whitespace()
         .nth(2)
