@@ -2,9 +2,12 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use support::Cluster;
 use support::moto::Moto;
 
 fn ok(out: Output) -> serde_json::Value {
@@ -152,4 +155,38 @@ fn aws_up_without_a_node_binary_exits_2_naming_the_flag_and_creates_nothing() {
 
     let status = ok(moto.paas(dir.path(), &["status", "-o", "json"]));
     assert_eq!(status["resources"], 0, "nothing was created");
+}
+
+/// What `paas aws up` and `status` read through an admin entry, against a real one: the sim's
+/// adminlb (the same nginx vhosts an AWS adminlb serves) and its elb, on 127.0.0.1.
+#[test]
+fn the_aws_health_view_reads_a_real_admin_entry_and_deploys_through_it() {
+    let cluster = Cluster::new("awshealth", "10.47.0.0/16", "azs = 1\n[nodes]\nmasters = 1\nslaves = 1\nlbs = 1");
+    cluster.paas(&["sim", "up", "--no-apps"]);
+    let entry = paas_aws::admin::AdminEntry {
+        admin: format!("127.0.0.1:{}", cluster.admin_port),
+        elb: format!("127.0.0.1:{}", cluster.http_port),
+        domain: "paas.localhost".into(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let apps = ["/www".to_string()];
+    let lbs = || vec![("lb-1".to_string(), true)];
+    runtime.block_on(async {
+        let before = paas_aws::health::probe(&entry, 1, &apps, lbs()).await;
+        assert!(before.is_serving(), "{:?}", before.waiting_for());
+        assert_eq!(before.waiting_for(), ["apps running (/www)", "www answering 200 through the elb"]);
+        assert_eq!(entry.deploy_if_missing(paas_core::app::WWW_APP_JSON).await, Ok("deployed"));
+        assert_eq!(entry.deploy_if_missing(paas_core::app::WWW_APP_JSON).await, Ok("present"));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let health = paas_aws::health::probe(&entry, 1, &apps, lbs()).await;
+            if health.is_healthy() {
+                assert!(health.mesos_leader.is_some_and(|l| l.starts_with("master@10.47.")));
+                assert_eq!(health.agents_registered, 1);
+                break;
+            }
+            assert!(Instant::now() < deadline, "not healthy within 120 s: {:?}", health.waiting_for());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
 }

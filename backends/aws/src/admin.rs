@@ -54,6 +54,29 @@ impl AdminEntry {
     }
 }
 
+impl AdminEntry {
+    /// Deploys a Marathon app definition (JSON) through `marathon.admin` unless Marathon has an
+    /// app of its id: `"deployed"` or `"present"`. Fails with a message when the definition
+    /// has no id or Marathon refuses it or does not answer.
+    pub async fn deploy_if_missing(&self, definition: &str) -> Result<&'static str, String> {
+        let id = serde_json::from_str::<serde_json::Value>(definition)
+            .ok()
+            .and_then(|v| v.get("id")?.as_str().map(str::to_string))
+            .ok_or("the definition has no id")?;
+        let path = format!("/v2/apps/{}", id.trim_start_matches('/'));
+        match self.get(Vhost::Marathon, &path).await {
+            Some((200, _)) => Ok("present"),
+            Some((404, _)) => match self.post(Vhost::Marathon, "/v2/apps", definition).await {
+                Some((200 | 201, _)) => Ok("deployed"),
+                Some((status, body)) => Err(format!("Marathon answered {status}: {body}")),
+                None => Err("no answer from marathon.admin".into()),
+            },
+            Some((status, body)) => Err(format!("Marathon answered {status}: {body}")),
+            None => Err("no answer from marathon.admin".into()),
+        }
+    }
+}
+
 /// One HTTP/1.0 request to `address` for virtual host `host`.
 async fn request(address: &str, host: &str, method: &str, path: &str, json: Option<&str>) -> Option<(u16, String)> {
     let exchange = async {

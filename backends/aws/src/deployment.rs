@@ -12,7 +12,7 @@ use paas_core::topology::Role;
 use paas_core::{BackendError, ClusterSpec, Engine, Graph, Observed, Target, Topology};
 use serde::Serialize;
 
-use crate::admin::{AdminEntry, Vhost};
+use crate::admin::AdminEntry;
 use crate::error::aws;
 use crate::health::{self, Health};
 use crate::{AwsBackend, Clients, ConnectError, Connection, Waits};
@@ -263,22 +263,12 @@ impl Deployment {
             let id = serde_json::from_str::<serde_json::Value>(definition)
                 .ok()
                 .and_then(|v| v.get("id")?.as_str().map(str::to_string))
-                .ok_or_else(|| DeploymentError::Deploy {
-                    id: "?".into(),
-                    message: "the definition has no id".into(),
-                })?;
-            let path = format!("/v2/apps/{}", id.trim_start_matches('/'));
-            let failed = |message: String| DeploymentError::Deploy { id: id.clone(), message };
-            match entry.get(Vhost::Marathon, &path).await {
-                Some((200, _)) => done.push((id.clone(), "present")),
-                Some((404, _)) => match entry.post(Vhost::Marathon, "/v2/apps", definition).await {
-                    Some((201 | 200, _)) => done.push((id.clone(), "deployed")),
-                    Some((status, body)) => return Err(failed(format!("Marathon answered {status}: {body}"))),
-                    None => return Err(failed("no answer".into())),
-                },
-                Some((status, body)) => return Err(failed(format!("Marathon answered {status}: {body}"))),
-                None => return Err(failed("no answer".into())),
-            }
+                .unwrap_or_else(|| "?".into());
+            let result = entry
+                .deploy_if_missing(definition)
+                .await
+                .map_err(|message| DeploymentError::Deploy { id: id.clone(), message })?;
+            done.push((id, result));
         }
         Ok(done)
     }
