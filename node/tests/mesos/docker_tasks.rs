@@ -314,29 +314,36 @@ async fn mesos_docker_restarted_agent_recovers_its_container_and_removes_an_orph
     eventually(Duration::from_secs(20), "the app serving", || get(&url)).await;
     let before = env.container_of_task(&agent, "durable").await.unwrap();
 
-    // A container with this agent's label that it never launched: an orphan.
+    // A container with this agent's labels that it never launched: an orphan. And one with its
+    // name but another cluster's labels: not its own, left alone.
     let orphan = format!("{}-orphan", env.network);
-    env.docker
-        .create_container(
-            Some(CreateContainerOptions {
-                name: Some(orphan.clone()),
-                ..Default::default()
-            }),
-            ContainerCreateBody {
-                image: Some(env.image.clone()),
-                labels: Some(
-                    [
-                        ("paas.agent".to_owned(), agent.address.clone()),
-                        ("mesos.task_id".to_owned(), "ghost".to_owned()),
-                    ]
-                    .into(),
-                ),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    env.docker.start_container(&orphan, None::<StartContainerOptions>).await.unwrap();
+    let foreign = format!("{}-foreign", env.network);
+    for (name, test_label) in [(&orphan, "node"), (&foreign, "another-cluster")] {
+        let labels = [
+            ("paas.agent".to_owned(), agent.address.clone()),
+            ("paas.test".to_owned(), test_label.to_owned()),
+            ("mesos.task_id".to_owned(), "ghost".to_owned()),
+        ];
+        env.docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                ContainerCreateBody {
+                    image: Some(env.image.clone()),
+                    labels: Some(labels.into()),
+                    host_config: Some(bollard::models::HostConfig {
+                        network_mode: Some(env.network.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        env.docker.start_container(name, None::<StartContainerOptions>).await.unwrap();
+    }
 
     env.restart_agent(&mut cluster, &agent);
     eventually(Duration::from_secs(30), "the orphan removed by the restarted agent", || async {
@@ -367,6 +374,24 @@ async fn mesos_docker_restarted_agent_recovers_its_container_and_removes_an_orph
         },
     )
     .await;
+    let foreign_state = env
+        .docker
+        .inspect_container(&foreign, None::<InspectContainerOptions>)
+        .await
+        .unwrap()
+        .state
+        .unwrap();
+    assert_eq!(foreign_state.running, Some(true), "another cluster's container is left alone");
+    let _ = env
+        .docker
+        .remove_container(
+            &foreign,
+            Some(bollard::query_parameters::RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
     let after = env.container_of_task(&agent, "durable").await.expect("the container still there");
     assert_eq!(after.id, before.id, "the same container");
     assert_eq!(

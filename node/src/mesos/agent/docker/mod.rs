@@ -529,13 +529,17 @@ fn now_epoch_seconds() -> i32 {
 }
 
 /// A restarted agent takes back the Docker tasks it checkpointed whose containers still exist
-/// (running or not), and removes every other container labelled with its name when
-/// `--docker_kill_orphans` says so. Returns the ids of the tasks it took back.
+/// (running or not), and removes every other container labelled with its name (and its
+/// `--docker_task_labels`) when `--docker_kill_orphans` says so. Returns the ids of the tasks it took back.
 pub async fn recover(agent: &Arc<Agent>, checkpoints: &[TaskCheckpoint]) -> anyhow::Result<BTreeSet<String>> {
     let Some(runtime) = agent.docker.as_ref() else {
         return Ok(BTreeSet::new());
     };
-    let filters: HashMap<String, Vec<String>> = [("label".to_owned(), vec![format!("{AGENT_LABEL}={}", agent.hostname)])].into();
+    // Its own name, and every extra label it puts on its containers (in the sim, the cluster
+    // and node): never another cluster's containers, even under the same hostname.
+    let mut labels = vec![format!("{AGENT_LABEL}={}", agent.hostname)];
+    labels.extend(runtime.task_labels.iter().map(|(key, value)| format!("{key}={value}")));
+    let filters: HashMap<String, Vec<String>> = [("label".to_owned(), labels)].into();
     let containers = runtime
         .docker
         .list_containers(Some(ListContainersOptions {
