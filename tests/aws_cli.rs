@@ -94,6 +94,9 @@ fn aws_plan_lists_the_artifact_bucket_object_role_and_profile_and_up_says_it_can
     let stderr = String::from_utf8_lossy(&up.stderr);
     assert!(up.status.success(), "{stderr}");
     assert!(stderr.contains("Not checking the cluster's health"), "{stderr}");
+    let status = moto.paas(dir.path(), &["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("health: not checked at an emulator"), "{text}");
 
     // A new build: the plan says how the instances will roll.
     let newer = dir.path().join("paas-node-newer");

@@ -436,3 +436,38 @@ fn a_roll_waits_on_the_gate_before_and_after_each_machine_and_stops_when_the_clu
     let left = runtime().block_on(engine.plan(&newer)).unwrap();
     assert_eq!(left.rolling.first().map(|id| id.name()), Some("master-3"));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Wherever a roll stops, at most one machine is missing, and the next apply finishes it.
+    #[test]
+    fn a_roll_stopped_at_any_call_has_at_most_one_machine_down_and_converges(
+        spec in arb_spec(),
+        call in 1u64..60,
+        after_effect in any::<bool>(),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = MemoryBackend::new();
+        let engine = Engine::new(&backend, StateStore::new(dir.path(), &spec.name, "memory"), options());
+        let (old, new) = (aws_graph_with(&spec, 'a'), aws_graph_with(&spec, 'b'));
+        let nodes = |w: &BTreeMap<ResourceId, paas_core::resource::Fingerprint>| {
+            w.keys().filter(|id| id.kind() == paas_core::resource::ResourceKind::Node).count()
+        };
+        let expected = nodes(&desired_world(&new));
+        runtime().block_on(async {
+            engine.apply(&old, "test", &no_events).await.unwrap();
+            backend.inject(call, if after_effect { Fault::FailAfterEffect } else { Fault::Fail });
+            let _ = engine.apply(&new, "test", &no_events).await;
+            let mut live = std::collections::BTreeMap::new();
+            for (_, o) in backend.snapshot() {
+                live.insert(o.id.clone(), o.fingerprint.clone());
+            }
+            prop_assert!(nodes(&live) + 1 >= expected, "{} of {expected} machines left", nodes(&live));
+            backend.clear_faults();
+            engine.apply(&new, "test", &no_events).await.unwrap();
+            Ok(())
+        })?;
+        prop_assert_eq!(world(&backend), desired_world(&new));
+    }
+}
