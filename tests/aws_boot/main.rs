@@ -203,11 +203,21 @@ async fn every_node_boots_from_its_aws_user_data_and_the_cluster_serves_www_thro
                 node.name
             );
         }
-        let (credentials, _) = stage.metadata.counts();
+        let (credentials, refused) = stage.metadata.counts();
         assert!(
             credentials >= instances.len(),
             "every node asked the metadata service for its role's credentials: {credentials}"
         );
+        assert_eq!(refused, 0, "a node asked the metadata service without an IMDSv2 token");
+        // As on an instance with `HttpTokens=required`, a request without a token is refused.
+        let (_, status) = instances[0]
+            .1
+            .sh(
+                docker,
+                "curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            )
+            .await;
+        assert_eq!(status.trim(), "401", "IMDSv1 answered");
         assert!(
             stage.moto.reads_of(&stage.artifact.key) >= instances.len(),
             "every node read the artifact from S3"
