@@ -193,3 +193,17 @@ fn the_aws_health_view_reads_a_real_admin_entry_and_deploys_through_it() {
         }
     });
 }
+
+#[test]
+fn aws_plan_of_the_default_spec_lists_the_artifacts() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let binary = node_binary(dir.path());
+    // No paas.toml: the built-in default cluster.
+    let out = moto.paas_with(dir.path(), &[], &["plan", "--azs", "3", "--node-binary", binary.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for id in ["bucket/artifacts", "object/paas-node", "role/node", "instance-profile/node"] {
+        assert!(text.contains(id), "{id} missing from the plan:\n{text}");
+    }
+}
