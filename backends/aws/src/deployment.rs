@@ -242,6 +242,10 @@ impl Deployment {
                 }
                 // The adminlb may be the machine being replaced, or not have its address yet.
                 Err(DeploymentError::NoAdminEntry) => vec!["the admin entry".to_string()],
+                // Throttling or a timeout of AWS's own API: ask again next round.
+                Err(DeploymentError::LbHealth(e) | DeploymentError::Engine(EngineError::List { source: e, .. })) if e.is_transient() => {
+                    vec![format!("AWS's API ({e})")]
+                }
                 Err(e) => return Err(e),
             };
             if started.elapsed() >= timeout {
