@@ -1,7 +1,7 @@
 //! A slave's Docker tasks, as the backend surrounds them: the slave gets the engine's socket
 //! and an internal task network; task containers (made here as the slave's agent makes them:
-//! siblings on the host's engine, labelled after cluster and node) freeze, die and go away
-//! with their slave, and are listed per slave.
+//! siblings on the host's engine, labelled after cluster and node) freeze, die, stop and go
+//! away with their slave, and are listed per slave.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -175,6 +175,12 @@ async fn a_slaves_task_containers_are_reached_through_it_and_share_its_fate() {
     for task in [&bridge, &host] {
         assert_eq!(state_of(cluster, task).await, "exited", "{task} came back with slave-1");
     }
+
+    // Stop (a graceful shutdown of the machine) stops a running task with the slave.
+    let later = start_task(cluster, "slave-1", "later.1", network.clone(), 8000).await;
+    cluster.backend.node_op(cluster.name(), &slave_node, NodeOp::Stop).await.unwrap();
+    assert_eq!(state_of(cluster, &later).await, "exited");
+    assert_eq!(state_of(cluster, &slave_container).await, "exited");
 
     // A task left by a slave the cluster no longer has is swept by `down` too.
     let stray_network = task_network_name(cluster.name(), "slave-9");
