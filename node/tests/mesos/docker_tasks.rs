@@ -143,6 +143,16 @@ async fn mesos_docker_bridge_task_is_served_at_the_agent_port_named_labelled_and
         "a task container never gets the Docker socket: {mounts:?}"
     );
 
+    // The agent's /state shows the task's container as Mesos does.
+    let state = cluster
+        .get_json(&format!("http://{}:{}/state", agent.address, agent.port))
+        .await
+        .expect("the agent's /state");
+    let executor = &state["frameworks"][0]["executors"][0];
+    assert_eq!(executor["container"], container_id.as_str());
+    assert_eq!(executor["tasks"][0]["container"]["type"], "DOCKER");
+    assert_eq!(state["flags"]["containerizers"], "docker,mesos");
+
     // The container's output lands in the sandbox.
     let work_dir = &cluster.agents[agent.index];
     eventually(Duration::from_secs(10), "the app's output in the sandbox", || async {

@@ -60,6 +60,13 @@ fn flags_json(agent: &Agent) -> Value {
         "hostname": agent.hostname,
         "zk_session_timeout": humantime::format_duration(agent.args.zk_session_timeout).to_string(),
         "executor_shutdown_grace_period": humantime::format_duration(agent.args.executor_shutdown_grace_period).to_string(),
+        "containerizers": agent.args.containerizers,
+        "docker_socket": agent.args.docker_socket.display().to_string(),
+        "docker_kill_orphans": agent.args.docker_kill_orphans.to_string(),
+        "docker_stop_timeout": humantime::format_duration(agent.args.docker_stop_timeout).to_string(),
+        "docker_network": agent.args.docker_network,
+        "docker_host_network": agent.args.docker_host_network,
+        "docker_task_labels": agent.args.docker_task_labels,
     })
 }
 
@@ -116,7 +123,7 @@ async fn metrics_snapshot(State(agent): Shared) -> Response {
 }
 
 fn task_json(record: &TaskRecord, agent_id: &str) -> Value {
-    json!({
+    let mut task = json!({
         "id": record.info.task_id.value,
         "name": record.info.name,
         "framework_id": record.framework_id.value,
@@ -125,7 +132,11 @@ fn task_json(record: &TaskRecord, agent_id: &str) -> Value {
         "state": record.latest.state.as_str(),
         "resources": Resources::from_v1(&record.info.resources).to_state_json(),
         "statuses": [{"state": record.latest.state.as_str(), "timestamp": record.latest.timestamp}],
-    })
+    });
+    if let Some(container) = &record.info.container {
+        task["container"] = container.clone();
+    }
+    task
 }
 
 async fn state(State(agent): Shared) -> Response {
@@ -139,6 +150,8 @@ async fn state(State(agent): Shared) -> Response {
             "name": format!("Command Executor (Task: {})", record.info.task_id.value),
             "source": record.info.task_id.value,
             "directory": record.sandbox.display().to_string(),
+            // Mesos' container id: the sandbox's run (a Docker task's container is mesos-<id>).
+            "container": record.sandbox.file_name().map(|n| n.to_string_lossy().into_owned()),
             "tasks": [task_json(record, &agent_id)],
             "completed_tasks": [],
         });
