@@ -386,7 +386,7 @@ pub(crate) fn map_err(op: &'static str, id: &str, e: bollard::errors::Error) -> 
 
 /// Host routes (other than the default route and Docker's own bridges) that overlap `cidr`:
 /// a cluster network there would hide part of the host's network from it.
-fn colliding_host_routes(cidr: Ipv4Net) -> Vec<String> {
+pub(crate) fn colliding_host_routes(cidr: Ipv4Net) -> Vec<String> {
     let Ok(table) = std::fs::read_to_string("/proc/net/route") else {
         return vec![];
     };

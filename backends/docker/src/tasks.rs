@@ -17,7 +17,7 @@ use paas_core::backend::BackendError;
 use paas_core::render::sim::{TASK_CLUSTER_LABEL, TASK_NODE_LABEL, task_network_name};
 use serde::Serialize;
 
-use crate::backend::{DockerBackend, map_err};
+use crate::backend::{DockerBackend, colliding_host_routes, map_err};
 use crate::labels;
 
 /// The address space task networks are carved from: the shared address space of RFC 6598,
@@ -91,6 +91,12 @@ impl DockerBackend {
         let mut last = String::new();
         for attempt in 0..SUBNET_ATTEMPTS {
             let subnet = task_subnet(cluster, node, attempt);
+            // A /24 the host routes elsewhere (a VPN in the shared space) would hide it.
+            let routes = colliding_host_routes(subnet);
+            if !routes.is_empty() {
+                last = format!("{subnet} overlaps the host's routes ({})", routes.join(", "));
+                continue;
+            }
             let created = self
                 .docker()
                 .create_network(NetworkCreateRequest {
