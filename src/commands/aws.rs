@@ -284,10 +284,11 @@ fn describe_roll(plan: &paas_core::Plan, emulator: bool, no_wait: bool) -> Optio
         "--no-wait: nothing is waited for between two instances; a node slower to boot than the next \
          termination can leave two masters down at once."
     } else {
-        "Before terminating each instance and after its replacement runs, `up` waits until the cluster \
-         serves through its admin entry: a Mesos leader with every agent registered, a Marathon leader, \
-         every lb in service behind the elb; a cluster that does not serve within the wait stops the roll. \
-         Not visible from outside the VPC: a new master's ZooKeeper rejoining the ensemble."
+        "Before terminating each instance and after its replacement runs, `up` waits until the instance \
+         passes EC2's status checks and the cluster serves through its admin entry: a Mesos leader with \
+         every agent registered, a Marathon leader, every lb in service behind the elb; a cluster that \
+         does not serve within the wait stops the roll. Not visible from outside the VPC: a new \
+         master's ZooKeeper rejoining the ensemble."
     };
     Some(format!(
         "Rolling {} instances one at a time, masters first: {}.\n\

@@ -38,8 +38,8 @@ pub enum DeploymentError {
     NoNodeBinary,
     #[error("the cluster has no admin entry yet (no adminlb with a public address, or no elb)")]
     NoAdminEntry,
-    #[error("reading the elb's view of the lbs")]
-    LbHealth(#[source] BackendError),
+    #[error("reading the cluster's health from AWS")]
+    Read(#[source] BackendError),
     #[error("the cluster did not become healthy within {waited:?}; still waiting for: {}", waiting.join("; "))]
     Unhealthy { waited: Duration, waiting: Vec<String> },
     #[error("deploying app {id} through marathon.admin: {message}")]
@@ -218,7 +218,7 @@ impl Deployment {
     pub async fn health(&self, apps: &[String]) -> Result<Health, DeploymentError> {
         let observed = self.engine().observe(&self.spec.name).await?;
         let entry = admin_entry(&self.spec.domain, &observed).ok_or(DeploymentError::NoAdminEntry)?;
-        let lbs = self.lbs_in_service(&observed).await.map_err(DeploymentError::LbHealth)?;
+        let lbs = self.lbs_in_service(&observed).await.map_err(DeploymentError::Read)?;
         Ok(health::probe(&entry, self.spec.nodes.slaves, apps, lbs).await)
     }
 
@@ -243,7 +243,7 @@ impl Deployment {
                 // The adminlb may be the machine being replaced, or not have its address yet.
                 Err(DeploymentError::NoAdminEntry) => vec!["the admin entry".to_string()],
                 // Throttling or a timeout of AWS's own API: ask again next round.
-                Err(DeploymentError::LbHealth(e) | DeploymentError::Engine(EngineError::List { source: e, .. })) if e.is_transient() => {
+                Err(DeploymentError::Read(e) | DeploymentError::Engine(EngineError::List { source: e, .. })) if e.is_transient() => {
                     vec![format!("AWS's API ({e})")]
                 }
                 Err(e) => return Err(e),
@@ -275,6 +275,29 @@ impl Deployment {
             done.push((id, result));
         }
         Ok(done)
+    }
+
+    /// Whether the instance of node `id` passes both of EC2's status checks (`ok`); false
+    /// while it is missing or still initializing.
+    pub async fn status_checks_pass(&self, id: &ResourceId) -> Result<bool, DeploymentError> {
+        let observed = self.engine().observe(&self.spec.name).await?;
+        let Some(node) = observed.iter().find(|o| &o.id == id) else {
+            return Ok(false);
+        };
+        let out = self
+            .backend
+            .clients()
+            .ec2
+            .describe_instance_status()
+            .instance_ids(&node.provider_id)
+            .send()
+            .await
+            .map_err(|e| DeploymentError::Read(aws("describe instance status", id, e)))?;
+        let ok = |s: Option<&aws_sdk_ec2::types::InstanceStatusSummary>| s.and_then(|s| s.status()).map(|s| s.as_str()) == Some("ok");
+        Ok(out
+            .instance_statuses()
+            .iter()
+            .any(|s| ok(s.instance_status()) && ok(s.system_status())))
     }
 
     /// Each lb node and whether the elb's health check has it `InService`.
@@ -334,27 +357,52 @@ impl Deployment {
     }
 }
 
-/// Between two rolled machines: the cluster serves through its admin entry (Mesos and
-/// Marathon leaders, every agent, every lb in service). Polls every 10 s, at most the
-/// backend's wait timeout.
+/// Between two rolled machines: the machine passes EC2's status checks (its system and its
+/// operating system are reachable) and the cluster serves through its admin entry (Mesos and
+/// Marathon leaders, every agent, every lb in service). Polls every 10 s, at most the backend's
+/// wait timeout.
 struct ServingGate<'d> {
     deployment: &'d Deployment,
+}
+
+impl ServingGate<'_> {
+    async fn wait(&self, replaced: &ResourceId) -> Result<(), DeploymentError> {
+        let timeout = self.deployment.backend.waits.timeout;
+        let interval = Duration::from_secs(10);
+        let started = Instant::now();
+        loop {
+            self.deployment
+                .wait_for(
+                    &[],
+                    timeout.saturating_sub(started.elapsed()),
+                    interval,
+                    Health::is_serving,
+                    &|_| {},
+                )
+                .await?;
+            if self.deployment.status_checks_pass(replaced).await? {
+                return Ok(());
+            }
+            if started.elapsed() >= timeout {
+                return Err(DeploymentError::Unhealthy {
+                    waited: timeout,
+                    waiting: vec![format!("{replaced} passing EC2's status checks")],
+                });
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl RollGate for ServingGate<'_> {
     async fn ready(&self, replaced: &ResourceId) -> Result<(), BackendError> {
-        let timeout = self.deployment.backend.waits.timeout;
-        self.deployment
-            .wait_for(&[], timeout, Duration::from_secs(10), Health::is_serving, &|_| {})
-            .await
-            .map(|_| ())
-            .map_err(|e| BackendError::Failed {
-                op: "wait for the cluster to serve",
-                id: replaced.to_string(),
-                message: "the roll stops here; `paas aws status` shows what is missing".into(),
-                source: Some(Box::new(e)),
-            })
+        self.wait(replaced).await.map_err(|e| BackendError::Failed {
+            op: "wait for the cluster to serve",
+            id: replaced.to_string(),
+            message: "the roll stops here; `paas aws status` shows what is missing".into(),
+            source: Some(Box::new(e)),
+        })
     }
 }
 

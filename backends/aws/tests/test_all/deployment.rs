@@ -95,3 +95,22 @@ async fn more_azs_than_the_region_has_is_an_error_naming_its_zones_and_single_na
     let nats = deployment.backend().clients().ec2.describe_nat_gateways().send().await.unwrap();
     assert_eq!(nats.nat_gateways().len(), 1);
 }
+
+#[tokio::test]
+async fn a_running_node_passes_ec2s_status_checks_and_a_missing_one_does_not() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut small = spec(1);
+    small.nodes.slaves = 1;
+    let deployment = Deployment::connect(small, dir.path(), &connection(&moto), waits())
+        .await
+        .unwrap()
+        .with_node_binary(crate::moto::node_binary(b"deployment"));
+    let master = paas_core::resource::ResourceId::parse("node/master-1").unwrap();
+    assert!(!deployment.status_checks_pass(&master).await.unwrap(), "nothing runs yet");
+    deployment.up("up", &|_| {}).await.unwrap();
+    assert!(deployment.status_checks_pass(&master).await.unwrap());
+    // At moto the admin entry is listed, but nothing answers behind it.
+    let entry = deployment.admin_entry().await.unwrap();
+    assert!(entry.admin.ends_with(":80") && entry.elb.ends_with(":80"), "{entry:?}");
+}
