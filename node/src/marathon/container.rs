@@ -83,6 +83,43 @@ pub fn port_mappings_mut(container: &mut Value) -> Option<&mut Vec<Value>> {
         .and_then(Value::as_array_mut)
 }
 
+/// Fills the defaults Marathon shows in a DOCKER container (`docker.raml`): `type`,
+/// `volumes`, the docker `privileged`, `parameters` and `forcePullImage`, and each port
+/// mapping's `protocol` and `labels` (and `hostPort` 0 where it means "any"). Only absent keys
+/// are filled, so doing it again changes nothing. A MESOS container is left as it is.
+pub fn fill_defaults(container: &mut Value, bridge_networks: bool) {
+    let Some(object) = container.as_object_mut() else { return };
+    if object.get("type").and_then(Value::as_str).unwrap_or("DOCKER") != "DOCKER" {
+        return;
+    }
+    let mut default = |object: &mut Map<String, Value>, key: &str, value: Value| {
+        if object.get(key).is_none_or(Value::is_null) {
+            object.insert(key.into(), value);
+        }
+    };
+    default(object, "type", "DOCKER".into());
+    default(object, "volumes", Value::Array(Vec::new()));
+    let legacy_bridge = object
+        .get("docker")
+        .and_then(|d| d.get("network"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| n == "BRIDGE");
+    if let Some(docker) = object.get_mut("docker").and_then(Value::as_object_mut) {
+        default(docker, "privileged", false.into());
+        default(docker, "parameters", Value::Array(Vec::new()));
+        default(docker, "forcePullImage", false.into());
+    }
+    let publish_all = legacy_bridge || bridge_networks;
+    for mapping in port_mappings_mut(container).into_iter().flatten() {
+        let Some(mapping) = mapping.as_object_mut() else { continue };
+        default(mapping, "protocol", "tcp".into());
+        default(mapping, "labels", Value::Object(Map::new()));
+        if publish_all {
+            default(mapping, "hostPort", 0.into());
+        }
+    }
+}
+
 fn port_mappings(container: &Value) -> Option<&Vec<Value>> {
     container.get("portMappings").and_then(Value::as_array).or_else(|| {
         container
@@ -329,6 +366,25 @@ mod tests {
                 ("PORT_53".to_owned(), "31002".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn marathons_defaults_are_filled_once() {
+        let mut container: Value =
+            serde_json::from_str(r#"{"docker":{"image":"web:1","network":"BRIDGE","portMappings":[{"containerPort":80}]}}"#).unwrap();
+        fill_defaults(&mut container, false);
+        let expected: Value = serde_json::from_str(
+            r#"{"type":"DOCKER","volumes":[],"docker":{"image":"web:1","network":"BRIDGE","privileged":false,
+                "parameters":[],"forcePullImage":false,
+                "portMappings":[{"containerPort":80,"hostPort":0,"protocol":"tcp","labels":{}}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(container, expected);
+        fill_defaults(&mut container, false);
+        assert_eq!(container, expected, "filling again changes nothing");
+        let mut mesos: Value = serde_json::from_str(r#"{"type":"MESOS"}"#).unwrap();
+        fill_defaults(&mut mesos, false);
+        assert_eq!(mesos, serde_json::json!({"type": "MESOS"}));
     }
 
     #[test]

@@ -357,6 +357,15 @@ pub fn normalize(
     }
     // A Docker app's port mappings get their service ports the same way.
     let mut container = map.get("container").filter(|c| !c.is_null()).cloned();
+    if let Some(container) = container.as_mut() {
+        let bridge_networks = map
+            .get("networks")
+            .and_then(Value::as_array)
+            .and_then(|n| n.first())
+            .and_then(|n| n.get("mode"))
+            .is_some_and(|mode| mode == "container/bridge");
+        super::container::fill_defaults(container, bridge_networks);
+    }
     let mut mapping_service_ports = Vec::new();
     if let Some(mappings) = container.as_mut().and_then(super::container::port_mappings_mut) {
         for (i, mapping) in mappings.iter_mut().enumerate() {
