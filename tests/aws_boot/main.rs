@@ -2,8 +2,9 @@
 //! renders it (`paas_core::render::userdata::cloud_config`) runs under Debian's cloud-init in a
 //! Debian 12 container standing in for the instance (systemd as PID 1, NoCloud seed), on a
 //! Docker network with the VPC's CIDR at the address AWS placement gives the node. `paas-node`
-//! comes from moto's S3 (on the network's gateway) with role credentials from an
-//! instance-metadata stand-in at 169.254.169.254 (IMDSv2 only). Never real AWS.
+//! comes from moto's S3 (on the network's gateway, checking SigV4 signatures and the role's
+//! policy) with the role's session from an instance-metadata stand-in at 169.254.169.254
+//! (IMDSv2 only). Never real AWS.
 //!
 //! The two tests share the metadata network's fixed subnet, so they run one at a time (the
 //! `docker` test group of `.config/nextest.toml`).
@@ -79,6 +80,7 @@ struct Stage {
     moto: Moto,
     metadata: MetadataService,
     artifact: NodeArtifact,
+    role: s3::RoleCredentials,
 }
 
 impl Stage {
@@ -95,12 +97,14 @@ impl Stage {
         // The host takes 169.254.169.254 on this network, so the stand-in below is where
         // an instance finds EC2's metadata service.
         instance::create_network(&docker, &metadata_network, "169.254.169.0/24", METADATA_ADDRESS).await;
-        let metadata = MetadataService::start(SocketAddr::from((METADATA_ADDRESS, 80))).await;
         let moto = Moto::start(gateway(spec));
         let binary = paas_docker::images::ImageInputs::from_env()
             .unwrap_or_else(|e| panic!("{e}"))
             .node_binary;
-        let artifact = moto.upload(&format!("paas-{}-artifacts", spec.name), &binary).await;
+        let (artifact, role) = moto
+            .artifact_and_role(&format!("paas-{}-artifacts", spec.name), &binary, metadata::ROLE)
+            .await;
+        let metadata = MetadataService::start(SocketAddr::from((METADATA_ADDRESS, 80)), role.clone()).await;
         Stage {
             docker,
             image,
@@ -111,6 +115,7 @@ impl Stage {
             moto,
             metadata,
             artifact,
+            role,
         }
     }
 
@@ -218,6 +223,16 @@ async fn every_node_boots_from_its_aws_user_data_and_the_cluster_serves_www_thro
             )
             .await;
         assert_eq!(status.trim(), "401", "IMDSv1 answered");
+        // moto checks signatures: the nodes' reads were signed right with the role's session.
+        let forged = s3::RoleCredentials {
+            secret_access_key: "not-the-role-secret".into(),
+            ..stage.role.clone()
+        };
+        assert_eq!(
+            stage.moto.get_status(&stage.artifact, &forged).await,
+            "403",
+            "moto took a forged signature"
+        );
         assert!(
             stage.moto.reads_of(&stage.artifact.key) >= instances.len(),
             "every node read the artifact from S3"

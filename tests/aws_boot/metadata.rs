@@ -15,12 +15,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, put};
 
+use super::s3::RoleCredentials;
+
 /// The instance role's name, as the instance profile carries it.
 pub const ROLE: &str = "paas-boot-test-node";
 
 /// What the stand-in saw.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Seen {
+    /// The role's session it serves.
+    role: RoleCredentials,
     tokens: BTreeSet<String>,
     /// Metadata requests refused for want of a valid token.
     pub refused: usize,
@@ -37,9 +41,15 @@ pub struct MetadataService {
 }
 
 impl MetadataService {
-    /// Serves on `address` (port 80 of the metadata network's gateway). Panics when it cannot bind.
-    pub async fn start(address: SocketAddr) -> MetadataService {
-        let seen = Shared::default();
+    /// Serves `role`'s session on `address` (port 80 of the metadata network's gateway).
+    /// Panics when it cannot bind.
+    pub async fn start(address: SocketAddr, role: RoleCredentials) -> MetadataService {
+        let seen: Shared = Arc::new(Mutex::new(Seen {
+            role,
+            tokens: BTreeSet::new(),
+            refused: 0,
+            credentials: 0,
+        }));
         let app = Router::new()
             .route("/latest/api/token", put(token))
             .route("/latest/meta-data/iam/security-credentials/", get(roles))
@@ -103,15 +113,16 @@ async fn credentials(State(seen): State<Shared>, Path(role): Path<String>, heade
     if role != ROLE {
         return Err(StatusCode::NOT_FOUND);
     }
-    seen.lock().unwrap().credentials += 1;
-    // The shape EC2 serves; moto's S3 takes any key.
+    let mut seen = seen.lock().unwrap();
+    seen.credentials += 1;
+    // The shape EC2 serves.
     Ok(serde_json::json!({
         "Code": "Success",
         "LastUpdated": "2026-01-01T00:00:00Z",
         "Type": "AWS-HMAC",
-        "AccessKeyId": "ASIABOOTTESTROLE0001",
-        "SecretAccessKey": "boot/test+secret/of/the/instance/role00",
-        "Token": "IQoJb3JpZ2luX2VjEboottestsessiontoken",
+        "AccessKeyId": seen.role.access_key_id,
+        "SecretAccessKey": seen.role.secret_access_key,
+        "Token": seen.role.session_token,
         "Expiration": "2099-01-01T00:00:00Z",
     })
     .to_string())

@@ -13,7 +13,9 @@
 //!    from starting; `apt-get update` only when the install cannot proceed without it;
 //! 2. fetch `paas-node` from the cluster's private artifact bucket with the instance role's
 //!    credentials, asked from the instance metadata service with an IMDSv2 token, the request
-//!    SigV4-signed by curl (`--aws-sigv4`; the secret goes through `curl -K -`, never argv);
+//!    SigV4-signed by curl (`--aws-sigv4`; the secret goes through `curl -K -`, never argv).
+//!    S3 wants `x-amz-content-sha256` on every SigV4 request and Debian 12's curl (7.88) does
+//!    not add it, so the user-data does (`UNSIGNED-PAYLOAD`; curl then signs it);
 //! 3. check its sha256 (`sha256sum -c`) and install it as `/usr/local/bin/paas-node`;
 //! 4. enable and start `paas-node.service`, which runs `paas-node supervise` (a subreaper, so
 //!    its programs' orphans are reaped under systemd as they are when it is PID 1 in the sim).
@@ -128,7 +130,8 @@ key=$(cred AccessKeyId) && secret=$(cred SecretAccessKey) && session=$(cred Toke
   || fail "the credentials of role $role lack AccessKeyId, SecretAccessKey or Token"
 mkdir -p /var/lib/paas
 download=/var/lib/paas/paas-node.download
-printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\n' "$key" "$secret" "$session" \
+printf 'user = "%s:%s"\nheader = "x-amz-security-token: %s"\nheader = "x-amz-content-sha256: UNSIGNED-PAYLOAD"\n' \
+  "$key" "$secret" "$session" \
   | get -K - --aws-sigv4 'aws:amz:@REGION@:s3' -o "$download" '@URL@' \
   || fail "cannot fetch paas-node from @URL@"
 echo "@SHA256@  $download" | sha256sum -c --status \
@@ -309,6 +312,7 @@ mod tests {
             !text.contains("secret\" --") && text.contains("get -K -"),
             "the secret never goes in argv"
         );
+        assert!(text.contains("x-amz-content-sha256"), "S3 refuses SigV4 requests without it");
     }
 
     #[test]
