@@ -98,7 +98,38 @@ pub async fn build(docker: &Docker, context: &Path, repo: &str, build_args: &[(&
             });
         }
     }
+    remove_older(docker, repo, &tag).await;
     Ok(tag)
+}
+
+/// Best effort: earlier builds of the same repository (one per change of the context) pile
+/// up; those more than an hour old are removed (Docker refuses the ones a container uses; the
+/// hour spares one another process has just built).
+async fn remove_older(docker: &Docker, repo: &str, current: &str) {
+    let filters = [("reference".to_string(), vec![format!("{repo}:*")])].into();
+    let Ok(images) = docker
+        .list_images(Some(bollard::query_parameters::ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+    else {
+        return;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for old in images
+        .into_iter()
+        .filter(|i| i.created < now - 3600)
+        .flat_map(|i| i.repo_tags)
+        .filter(|t| t != current)
+    {
+        let _ = docker
+            .remove_image(&old, None::<bollard::query_parameters::RemoveImageOptions>, None)
+            .await;
+    }
 }
 
 /// The regular files of a build context, by path relative to it, sorted (so the hash is

@@ -92,7 +92,7 @@ pub fn fill_defaults(container: &mut Value, bridge_networks: bool) {
     if object.get("type").and_then(Value::as_str).unwrap_or("DOCKER") != "DOCKER" {
         return;
     }
-    let mut default = |object: &mut Map<String, Value>, key: &str, value: Value| {
+    let default = |object: &mut Map<String, Value>, key: &str, value: Value| {
         if object.get(key).is_none_or(Value::is_null) {
             object.insert(key.into(), value);
         }
