@@ -46,17 +46,19 @@ async fn get_app(platform: &Platform, id: &str) -> Option<Value> {
     Some(body["app"].clone())
 }
 
-/// Mesos with one docker agent (10 ports of its own) and one Marathon.
-async fn setup(test: &str) -> (Platform, DockerEnv, String) {
+/// Mesos with one docker agent (10 ports of its own) and one Marathon. The Docker environment
+/// comes first so that it is dropped last: its clean-up runs once Marathon and the agent are
+/// gone, so no replacement task is launched behind it.
+async fn setup(test: &str) -> (DockerEnv, Platform, String) {
     let mut platform = Platform::start(1, 0).await;
     let mut env = DockerEnv::new(test).await;
     let agent = env.start_agent(&mut platform.mesos, 10);
-    (platform, env, agent.address)
+    (env, platform, agent.address)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marathon_docker_bridge_apps_are_served_at_their_host_ports_with_service_ports() {
-    let (platform, env, address) = setup("mbridge").await;
+    let (env, platform, address) = setup("mbridge").await;
     let health = serde_json::json!([{"protocol": "HTTP", "path": "/health", "portIndex": 0,
         "gracePeriodSeconds": 10, "intervalSeconds": 1, "timeoutSeconds": 2, "maxConsecutiveFailures": 3}]);
     // The legacy form: docker.network and docker.portMappings.
@@ -109,7 +111,7 @@ async fn marathon_docker_bridge_apps_are_served_at_their_host_ports_with_service
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marathon_docker_host_app_binds_its_port_and_a_failing_command_check_replaces_the_task() {
-    let (platform, env, address) = setup("mhost").await;
+    let (env, platform, address) = setup("mhost").await;
     post_app(
         &platform,
         serde_json::json!({"id": "/hosted", "instances": 1, "cpus": 0.1, "mem": 48,
@@ -160,7 +162,7 @@ async fn marathon_docker_host_app_binds_its_port_and_a_failing_command_check_rep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marathon_docker_missing_image_fails_with_mesos_message_and_backs_off() {
-    let (platform, _env, _address) = setup("mmissing").await;
+    let (_env, platform, _address) = setup("mmissing").await;
     post_app(
         &platform,
         serde_json::json!({"id": "/missing", "instances": 1, "cpus": 0.1, "mem": 48, "backoffSeconds": 30,

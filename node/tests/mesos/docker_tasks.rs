@@ -94,20 +94,22 @@ async fn get(url: &str) -> Option<String> {
     response.text().await.ok()
 }
 
-/// Starts Mesos with one docker agent and subscribes a framework; returns its first offer.
-async fn setup(test: &str) -> (MesosCluster, DockerEnv, DockerAgent, TestFramework, Offer) {
+/// Starts Mesos with one docker agent and subscribes a framework; returns its first offer. The
+/// Docker environment comes first so that it is dropped last: its clean-up runs once the agent
+/// (and so any launch in flight) is gone.
+async fn setup(test: &str) -> (DockerEnv, MesosCluster, DockerAgent, TestFramework, Offer) {
     let mut cluster = MesosCluster::start(1, &[]).await;
     let mut env = DockerEnv::new(test).await;
     let agent = env.start_agent(&mut cluster, 5);
     let master = cluster.leader_url().await.unwrap();
     let mut framework = TestFramework::subscribe(&master, framework_info(test)).await;
     let offer = framework.offers().await.remove(0);
-    (cluster, env, agent, framework, offer)
+    (env, cluster, agent, framework, offer)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_docker_bridge_task_is_served_at_the_agent_port_named_labelled_and_limited() {
-    let (cluster, env, agent, mut framework, offer) = setup("bridge").await;
+    let (env, cluster, agent, mut framework, offer) = setup("bridge").await;
     let port = first_port(&offer);
     framework
         .accept(
@@ -173,7 +175,7 @@ async fn mesos_docker_bridge_task_is_served_at_the_agent_port_named_labelled_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_docker_host_task_binds_its_offered_port_with_mesos_environment() {
-    let (_cluster, env, agent, mut framework, offer) = setup("host").await;
+    let (env, _cluster, agent, mut framework, offer) = setup("host").await;
     let port = first_port(&offer);
     framework
         .accept(
@@ -202,7 +204,7 @@ async fn mesos_docker_host_task_binds_its_offered_port_with_mesos_environment() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_docker_kill_sends_sigterm_then_sigkill_after_the_grace_period() {
-    let (cluster, env, agent, mut framework, offer) = setup("grace").await;
+    let (env, cluster, agent, mut framework, offer) = setup("grace").await;
     let port = first_port(&offer);
     let mut command = image_default();
     command.environment = Some(v1::Environment {
@@ -233,7 +235,7 @@ async fn mesos_docker_kill_sends_sigterm_then_sigkill_after_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_docker_exit_codes_finish_or_fail_and_a_missing_image_fails_with_mesos_message() {
-    let (_cluster, env, _agent, mut framework, offer) = setup("exits").await;
+    let (env, _cluster, _agent, mut framework, offer) = setup("exits").await;
     let mut unknown = docker_task(&offer, "bad-param", &env.image, false, &[], shell("true"));
     if let Some(container) = unknown.container.as_mut() {
         container["docker"]["parameters"] = serde_json::json!([{"key": "gpus", "value": "all"}]);
@@ -282,7 +284,7 @@ async fn mesos_docker_tasks_fail_on_an_agent_without_the_docker_containerizer() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_docker_failing_command_health_check_kills_the_task() {
-    let (_cluster, env, _agent, mut framework, offer) = setup("health").await;
+    let (env, _cluster, _agent, mut framework, offer) = setup("health").await;
     // On the test's bridge network: the app's port 8080 is its own there.
     let mut task = docker_task(&offer, "sick", &env.image, true, &[], image_default());
     // Inside the container: the file exists only there, so a passing check proves where it ran.
@@ -311,7 +313,7 @@ async fn mesos_docker_failing_command_health_check_kills_the_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesos_docker_restarted_agent_recovers_its_container_and_removes_an_orphan() {
-    let (mut cluster, env, agent, mut framework, offer) = setup("recover").await;
+    let (env, mut cluster, agent, mut framework, offer) = setup("recover").await;
     let port = first_port(&offer);
     framework
         .accept(
