@@ -1,36 +1,13 @@
 //! The integration-test harness: servers on 127.0.0.1 at ports chosen at run time, and
-//! `paas-node lb-sync` as a child process, killed when dropped.
+//! `paas-node lb-sync` as a child process, killed when dropped. The harness parts paas-node's
+//! tests need too are theirs, included by path so there is one copy.
 
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
+#[path = "../../../node/tests/support/process.rs"]
 pub mod process;
 
-use std::net::TcpListener;
-use std::time::{Duration, Instant};
+#[path = "../../../node/tests/support/ports_and_waits.rs"]
+mod ports_and_waits;
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("binding 127.0.0.1:0 to pick a free port")
-}
-
-/// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; panics with `what`
-/// when time runs out.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use ports_and_waits::{eventually, free_port};

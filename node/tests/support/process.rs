@@ -1,11 +1,27 @@
-//! `paas-node` programs run as child processes, killed on drop.
+//! `paas-node` programs run as child processes, killed on drop. Shared by the paas-node and
+//! lb-sync test binaries (lb-sync includes this file by path), so both start the binary alike.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-/// The `paas-node` binary built for these tests.
+/// The `paas-node` binary: the one Cargo built for these tests when they belong to paas-node;
+/// else (lb-sync, which ships as `paas-node lb-sync`) `PAAS_NODE_BINARY`, else `paas-node` in
+/// the target directory this test binary was built into (`target/debug/deps/..`). Panics naming
+/// the build command when it is missing.
 pub fn paas_node_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_paas-node"))
+    if let Some(path) = option_env!("CARGO_BIN_EXE_paas-node") {
+        return PathBuf::from(path);
+    }
+    if let Some(path) = std::env::var_os("PAAS_NODE_BINARY") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("finding this test binary's path");
+    let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|dir| dir.join("paas-node")).collect();
+    candidates.iter().find(|path| path.is_file()).cloned().unwrap_or_else(|| {
+        panic!(
+            "paas-node is missing (looked at {candidates:?}); build it with `cargo build --workspace --bins --tests` or set PAAS_NODE_BINARY"
+        )
+    })
 }
 
 /// A running `paas-node <program> <args>`; killed (SIGKILL) when dropped or on [`NodeProcess::kill`].
@@ -58,6 +74,20 @@ impl NodeProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Everything the process has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Waits until the process has logged `line` more than `before` times; panics after
+    /// `timeout`. Lets a test wait for the moment the program did something rather than sleep.
+    pub async fn wait_logged(&self, line: &str, before: usize, timeout: std::time::Duration) {
+        super::eventually(timeout, &format!("{} to log {line:?}", self.name), || async {
+            (self.log_text().matches(line).count() > before).then_some(())
+        })
+        .await;
     }
 
     /// Whether the process has exited (it is reaped then).
