@@ -218,16 +218,17 @@ pub async fn ensure(docker: &Docker, inputs: &ImageInputs, progress: &(dyn Fn(Im
             tag: tags.node.clone(),
             seconds: started.elapsed().as_secs_f64(),
         });
-        remove_older_node_images(docker, &tags.node).await;
+        remove_older(docker, NODE_REPO, &tags.node).await;
     }
     Ok(tags)
 }
 
-/// Best effort: node images of earlier binaries pile up (one per rebuild of `paas-node`);
-/// those more than an hour old that no container uses are removed (Docker refuses the ones
-/// in use; the hour spares an image another process has just chosen but not yet started).
-async fn remove_older_node_images(docker: &Docker, current: &str) {
-    let filters = [("reference".to_string(), vec![format!("{NODE_REPO}:*")])].into();
+/// Best effort: earlier images of `repo` pile up (node images, one per rebuild of `paas-node`;
+/// local images, one per change of their context); those more than an hour old that no
+/// container uses are removed (Docker refuses the ones in use; the hour spares an image another
+/// process has just chosen or built but not yet started).
+pub(crate) async fn remove_older(docker: &Docker, repo: &str, current: &str) {
+    let filters = [("reference".to_string(), vec![format!("{repo}:*")])].into();
     let Ok(images) = docker
         .list_images(Some(bollard::query_parameters::ListImagesOptions {
             filters: Some(filters),
@@ -512,22 +513,23 @@ pub fn tar_files(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     builder.into_inner().expect("writing a tar archive to memory cannot fail")
 }
 
-/// FNV-1a, 64 bits: stable across versions, enough to tell inputs apart.
-struct Fnv(u64);
+/// FNV-1a, 64 bits: stable across versions, enough to tell inputs apart; the sim's image tags
+/// and those of local images (`local_image`) use it.
+pub(crate) struct Fnv(u64);
 
 impl Fnv {
-    fn new() -> Fnv {
+    pub(crate) fn new() -> Fnv {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
 
-    fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for byte in bytes {
             self.0 ^= u64::from(*byte);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 
-    fn hex(&self) -> String {
+    pub(crate) fn hex(&self) -> String {
         format!("{:016x}", self.0)
     }
 }

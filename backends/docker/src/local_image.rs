@@ -14,7 +14,7 @@ use bollard::body_full;
 use bollard::query_parameters::BuildImageOptions;
 use futures::StreamExt;
 
-use crate::images::{self, ImageError, ImageInputs};
+use crate::images::{self, Fnv, ImageError, ImageInputs};
 
 /// Repository of the test app image built from `tests/fixtures/app-image/`.
 pub const TEST_APP_REPO: &str = "paas-test-app";
@@ -98,38 +98,8 @@ pub async fn build(docker: &Docker, context: &Path, repo: &str, build_args: &[(&
             });
         }
     }
-    remove_older(docker, repo, &tag).await;
+    images::remove_older(docker, repo, &tag).await;
     Ok(tag)
-}
-
-/// Best effort: earlier builds of the same repository (one per change of the context) pile
-/// up; those more than an hour old are removed (Docker refuses the ones a container uses; the
-/// hour spares one another process has just built).
-async fn remove_older(docker: &Docker, repo: &str, current: &str) {
-    let filters = [("reference".to_string(), vec![format!("{repo}:*")])].into();
-    let Ok(images) = docker
-        .list_images(Some(bollard::query_parameters::ListImagesOptions {
-            filters: Some(filters),
-            ..Default::default()
-        }))
-        .await
-    else {
-        return;
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    for old in images
-        .into_iter()
-        .filter(|i| i.created < now - 3600)
-        .flat_map(|i| i.repo_tags)
-        .filter(|t| t != current)
-    {
-        let _ = docker
-            .remove_image(&old, None::<bollard::query_parameters::RemoveImageOptions>, None)
-            .await;
-    }
 }
 
 /// The regular files of a build context, by path relative to it, sorted (so the hash is
@@ -158,26 +128,6 @@ fn context_files(context: &Path) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
     }
     files.sort();
     Ok(files)
-}
-
-/// FNV-1a, 64 bits, as the sim's image tags use.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn hex(&self) -> String {
-        format!("{:016x}", self.0)
-    }
 }
 
 #[cfg(test)]
