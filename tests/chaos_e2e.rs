@@ -10,17 +10,41 @@
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::{Cluster, eventually, status_json};
 
+/// Runs `paas chaos <args>`; a run that fails (a target missed, no recovery) fails the test
+/// with its journal kept beyond the cluster's temporary folder, since every request in it, with
+/// its status and the task that answered, is what explains a missed target.
 fn chaos(cluster: &Cluster, args: &[&str]) -> Value {
     let mut all = vec!["chaos"];
     all.extend_from_slice(args);
     all.extend_from_slice(&["--hold", "5s", "--recover-timeout", "120s", "--output", "json"]);
-    let out = cluster.paas(&all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("chaos {args:?} printed no JSON ({e}):\n{out}"))
+    let out = cluster.paas_output(&all);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let run: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("chaos {args:?} printed no JSON ({e}):\n{stdout}\n{stderr}"));
+    if !out.status.success() {
+        panic!(
+            "paas chaos {args:?} failed; journal kept at {}:\n{run:#}\n{stderr}",
+            keep_journal(&run)
+        );
+    }
+    run
+}
+
+/// Copies a run's journal into Cargo's temporary folder for tests; where it went, or why not.
+fn keep_journal(run: &Value) -> String {
+    let Some(journal) = run["journal"].as_str().map(Path::new) else {
+        return "nowhere (the run names no journal)".into();
+    };
+    let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join(journal.file_name().unwrap_or_default());
+    match std::fs::copy(journal, &kept) {
+        Ok(_) => kept.display().to_string(),
+        Err(e) => format!("nowhere ({e})"),
+    }
 }
 
 /// The only fault of a run, after checking the run passed and the platform recovered.
