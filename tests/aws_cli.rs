@@ -5,7 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use support::Cluster;
 use support::moto::Moto;
@@ -135,25 +135,7 @@ fn aws_up_without_a_node_binary_exits_2_naming_the_flag_and_creates_nothing() {
     if std::fs::hard_link(env!("CARGO_BIN_EXE_paas"), &paas).is_err() {
         std::fs::copy(env!("CARGO_BIN_EXE_paas"), &paas).unwrap();
     }
-    let out = Command::new(&paas)
-        .current_dir(dir.path())
-        .args(["--spec", "paas.toml", "--state-dir", ".paas", "aws", "up", "--yes"])
-        .args([
-            "--endpoint-url",
-            &format!("http://127.0.0.1:{}", moto.port),
-            "--region",
-            "eu-west-1",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = moto.run(&paas, dir.path(), &["--spec", "paas.toml"], &["up", "--yes"]);
     bad_input(&out, &["--node-binary PATH", "paas-node"]);
 
     let status = ok(moto.paas(dir.path(), &["status", "-o", "json"]));

@@ -40,7 +40,13 @@ impl Moto {
 
     /// Runs `paas <global> --state-dir <dir>/.paas aws <args>` in `dir` against this server.
     pub fn paas_with(&self, dir: &Path, global: &[&str], args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_paas"))
+        self.run(Path::new(env!("CARGO_BIN_EXE_paas")), dir, global, args)
+    }
+
+    /// Runs `<paas> <global> --state-dir <dir>/.paas aws <args>` in `dir` against this server,
+    /// for a `paas` executable other than the one built for the tests (a link of it elsewhere).
+    pub fn run(&self, paas: &Path, dir: &Path, global: &[&str], args: &[&str]) -> Output {
+        Command::new(paas)
             .current_dir(dir)
             .args(global)
             .args(["--state-dir", ".paas", "aws"])
