@@ -167,6 +167,40 @@ impl Agent {
         self.report_status(task_id, state, message, reason, None, source);
     }
 
+    /// The agent itself fails a launch, as Mesos' agent does: TASK_FAILED from SOURCE_AGENT
+    /// with REASON_CONTAINER_LAUNCH_FAILED.
+    fn report_launch_failed(&self, task_id: &str, message: String) {
+        self.report_from(
+            task_id,
+            TaskState::Failed,
+            Some(message),
+            Some("REASON_CONTAINER_LAUNCH_FAILED"),
+            "SOURCE_AGENT",
+        );
+    }
+
+    /// Fetches the command's URIs into the sandbox unless the task is killed first, as both
+    /// containerizers do before they start anything. A kill is reported as TASK_KILLED with
+    /// `killed` (what had not started yet, in words) and gives `None`.
+    async fn fetch_unless_killed(
+        &self,
+        task_id: &str,
+        uris: &[v1::CommandUri],
+        sandbox: &std::path::Path,
+        kill: &mut oneshot::Receiver<()>,
+        killed: &str,
+    ) -> Option<Result<(), fetcher::FetchError>> {
+        tokio::select! {
+            // Cancel-safe: fetching is abandoned with the task; the sandbox stays for inspection.
+            fetched = fetcher::fetch_all(&self.http, uris, sandbox) => Some(fetched),
+            // Cancel-safe: a oneshot receiver polled by reference.
+            _ = kill => {
+                self.report(task_id, TaskState::Killed, Some(killed.into()), Some("REASON_TASK_KILLED_DURING_LAUNCH"));
+                None
+            }
+        }
+    }
+
     /// A health check's verdict: TASK_RUNNING with `healthy`, as Mesos' executors send it.
     fn report_health(&self, task_id: &str, healthy: bool) {
         let running = self.lock().tasks.get(task_id).is_some_and(|r| r.latest.state == TaskState::Running);

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 
 use super::checkpoint::{self, TaskCheckpoint};
 use super::health::{self, CheckTarget, HealthEvent};
-use super::{Agent, TaskRecord, fetcher};
+use super::{Agent, TaskRecord};
 use crate::mesos::resources::Resources;
 use crate::mesos::v1::{self, TaskState, TaskStatus};
 
@@ -166,40 +166,26 @@ async fn run(
                     "None of the enabled containerizers ({}) could create a container for the provided TaskInfo/ExecutorInfo message",
                     agent.args.containerizers
                 );
-                agent.report_from(
-                    &task_id,
-                    TaskState::Failed,
-                    Some(message),
-                    Some("REASON_CONTAINER_LAUNCH_FAILED"),
-                    "SOURCE_AGENT",
-                );
+                agent.report_launch_failed(&task_id, message);
             }
             return;
         }
         Ok(_) => {}
         Err(e) => {
             let message = format!("Failed to launch container: the task's ContainerInfo is invalid: {e}");
-            agent.report_from(
-                &task_id,
-                TaskState::Failed,
-                Some(message),
-                Some("REASON_CONTAINER_LAUNCH_FAILED"),
-                "SOURCE_AGENT",
-            );
+            agent.report_launch_failed(&task_id, message);
             return;
         }
     }
     agent.report(&task_id, TaskState::Starting, None, None);
     let command = info.command.clone().unwrap_or_default();
 
-    let fetched = tokio::select! {
-        // Cancel-safe: fetching is abandoned with the task; the sandbox stays for inspection.
-        fetched = fetcher::fetch_all(&agent.http, &command.uris, &sandbox) => fetched,
-        // Cancel-safe: a oneshot receiver polled by reference.
-        _ = &mut kill => {
-            agent.report(&task_id, TaskState::Killed, Some("Killed before the command started".into()), Some("REASON_TASK_KILLED_DURING_LAUNCH"));
-            return;
-        }
+    let killed = "Killed before the command started";
+    let Some(fetched) = agent
+        .fetch_unless_killed(&task_id, &command.uris, &sandbox, &mut kill, killed)
+        .await
+    else {
+        return;
     };
     if let Err(e) = fetched {
         let message = format!("Failed to fetch all URIs for container: {e}");

@@ -47,7 +47,7 @@ use tokio::sync::oneshot;
 
 use super::checkpoint::{self, TaskCheckpoint};
 use super::health::{self, CheckTarget, HealthEvent};
-use super::{Agent, TaskRecord, fetcher};
+use super::{Agent, TaskRecord};
 use crate::mesos::v1::{self, ContainerInfo, TaskState, TaskStatus};
 use forward::Forwarder;
 use options::{AGENT_LABEL, Placement, TASK_ID_LABEL};
@@ -145,23 +145,15 @@ pub async fn launch(
     };
     agent.report(&task_id, TaskState::Starting, None, None);
     let command = info.command.clone().unwrap_or_default();
-    let fetched = tokio::select! {
-        // Cancel-safe: fetching is abandoned with the task; the sandbox stays for inspection.
-        fetched = fetcher::fetch_all(&agent.http, &command.uris, &sandbox) => fetched,
-        // Cancel-safe: a oneshot receiver polled by reference.
-        _ = &mut kill => {
-            agent.report(&task_id, TaskState::Killed, Some("Killed before the container started".into()), Some("REASON_TASK_KILLED_DURING_LAUNCH"));
-            return;
-        }
+    let killed = "Killed before the container started";
+    let Some(fetched) = agent
+        .fetch_unless_killed(&task_id, &command.uris, &sandbox, &mut kill, killed)
+        .await
+    else {
+        return;
     };
     let launch_failed = |message: String| {
-        agent.report_from(
-            &task_id,
-            TaskState::Failed,
-            Some(format!("Failed to launch container: {message}")),
-            Some("REASON_CONTAINER_LAUNCH_FAILED"),
-            "SOURCE_AGENT",
-        );
+        agent.report_launch_failed(&task_id, format!("Failed to launch container: {message}"));
     };
     if let Err(e) = fetched {
         launch_failed(format!("Failed to fetch all URIs for container: {e}"));
@@ -326,13 +318,7 @@ async fn watch(agent: Arc<Agent>, watched: Watched, mut kill: oneshot::Receiver<
                 .kill_container(&watched.name, None::<bollard::query_parameters::KillContainerOptions>)
                 .await;
             remove(runtime, &watched.name).await;
-            agent.report_from(
-                &task_id,
-                TaskState::Failed,
-                Some(format!("Failed to launch container: {message}")),
-                Some("REASON_CONTAINER_LAUNCH_FAILED"),
-                "SOURCE_AGENT",
-            );
+            agent.report_launch_failed(&task_id, format!("Failed to launch container: {message}"));
             return;
         }
     };
