@@ -1,13 +1,15 @@
 //! The cluster as a user outside AWS reaches it: the adminlb's public address (open to the
 //! admin CIDRs only) serving `mesos.admin.<domain>` and `marathon.admin.<domain>` by Host
-//! header, and the ELB serving the apps as `<app>.<domain>`. Plain HTTP/1.0 with short
-//! timeouts: a probe that gets no answer in time counts as no answer.
+//! header, and the ELB serving the apps as `<app>.<domain>`, through the project's one HTTP
+//! client ([`paas_core::http`]) with short timeouts: a probe that gets no answer in time counts
+//! as no answer.
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use paas_core::http::HttpClient;
 
-/// How long one request may take, connecting included.
+/// How long one request may take to connect, and to be answered in full.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where the admin entry and the ELB answer, and the cluster's domain for Host headers.
@@ -77,24 +79,9 @@ impl AdminEntry {
     }
 }
 
-/// One HTTP/1.0 request to `address` for virtual host `host`.
+/// One request to `address` for virtual host `host`.
 async fn request(address: &str, host: &str, method: &str, path: &str, json: Option<&str>) -> Option<(u16, String)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let body = json.unwrap_or_default();
-        let content = match json {
-            Some(_) => format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()),
-            None => String::new(),
-        };
-        let request = format!("{method} {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n{content}\r\n{body}");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await.ok()?;
-        Some(response)
-    };
-    let response = tokio::time::timeout(REQUEST_TIMEOUT, exchange).await.ok()??;
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Some((status, body))
+    let client = HttpClient::new(CONNECT_TIMEOUT, REQUEST_TIMEOUT);
+    let answer = client.request(address, Some(host), method, path, json).await.ok()?;
+    Some((answer.status, answer.body))
 }

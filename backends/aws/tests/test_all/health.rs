@@ -8,7 +8,7 @@ use paas_aws::health;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Serves the answers of a healthy cluster of `domain` to requests for its vhosts only, and
-/// records every request line with its Host.
+/// records every request's Host, method and path.
 async fn entry_for(domain: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
@@ -30,9 +30,15 @@ async fn entry_for(domain: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
                 }
                 let text = String::from_utf8_lossy(&request).to_string();
                 let line = text.lines().next().unwrap_or_default().to_string();
-                let host = text.lines().find_map(|l| l.strip_prefix("Host: ")).unwrap_or_default().to_string();
-                log.lock().unwrap().push(format!("{host} {line}"));
-                let path = line.split_whitespace().nth(1).unwrap_or_default();
+                // Header names are case-insensitive (HTTP/1.1 clients often send them lowercase).
+                let host = text
+                    .lines()
+                    .find_map(|l| l.split_once(':').filter(|(name, _)| name.eq_ignore_ascii_case("host")))
+                    .map(|(_, value)| value.trim().to_string())
+                    .unwrap_or_default();
+                let mut words = line.split_whitespace();
+                let (method, path) = (words.next().unwrap_or_default(), words.next().unwrap_or_default());
+                log.lock().unwrap().push(format!("{host} {method} {path}"));
                 let (status, body) = match (host.strip_suffix(domain), path) {
                     (Some("mesos.admin."), "/master/state") => (
                         200,
@@ -73,9 +79,9 @@ async fn a_healthy_cluster_is_seen_as_healthy_through_its_virtual_hosts() {
     assert_eq!(h.www, Some(true));
     let seen = seen.lock().unwrap().clone();
     for request in [
-        "mesos.admin.demo.example.com GET /master/state HTTP/1.0",
-        "marathon.admin.demo.example.com GET /v2/leader HTTP/1.0",
-        "www.demo.example.com GET / HTTP/1.0",
+        "mesos.admin.demo.example.com GET /master/state",
+        "marathon.admin.demo.example.com GET /v2/leader",
+        "www.demo.example.com GET /",
     ] {
         assert!(seen.iter().any(|s| s == request), "{request} not in {seen:?}");
     }
