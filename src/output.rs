@@ -38,6 +38,25 @@ pub fn render_plan(plan: &Plan, colour: bool) -> String {
     out
 }
 
+/// The health lines `paas sim status` and `paas aws` show alike: the Mesos leader, the agents
+/// registered of those expected, the Marathon leader (one line each, indented).
+pub fn leader_lines(mesos_leader: Option<&str>, agents_registered: u32, agents_expected: u32, marathon_leader: Option<&str>) -> String {
+    format!(
+        "  mesos leader: {}\n  agents: {agents_registered} of {agents_expected} registered\n  marathon leader: {}\n",
+        mesos_leader.unwrap_or("none"),
+        marathon_leader.unwrap_or("none"),
+    )
+}
+
+/// The lbs and whether each answers, as `lb-1=ok, lb-2=down`.
+pub fn lbs_summary(lbs: &[(String, bool)]) -> String {
+    let lbs: Vec<String> = lbs
+        .iter()
+        .map(|(n, ok)| format!("{n}={}", if *ok { "ok" } else { "down" }))
+        .collect();
+    lbs.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +74,16 @@ mod tests {
         assert!(text.contains("+ load-balancer/elb"), "{text}");
         assert!(text.ends_with("13 to create, 0 to update, 0 to replace, 0 to delete.\n"), "{text}");
         assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn health_lines_name_the_leaders_or_none_and_every_lb() {
+        let text = leader_lines(Some("master@10.20.0.10:5050"), 3, 5, None);
+        assert_eq!(
+            text,
+            "  mesos leader: master@10.20.0.10:5050\n  agents: 3 of 5 registered\n  marathon leader: none\n"
+        );
+        let lbs = [("lb-1".to_string(), true), ("lb-2".to_string(), false)];
+        assert_eq!(lbs_summary(&lbs), "lb-1=ok, lb-2=down");
     }
 }

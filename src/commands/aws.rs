@@ -426,20 +426,21 @@ async fn wait_healthy(ctx: &Context, deployment: &Deployment, timeout: Duration,
 /// The health view of `paas sim status`, as far as it can be seen from outside the VPC.
 fn print_health(h: &paas_aws::health::Health) {
     println!("  zookeeper: not reachable from outside the VPC (a Mesos leader stands for its quorum)");
-    println!("  mesos leader: {}", h.mesos_leader.as_deref().unwrap_or("none"));
-    println!("  agents: {} of {} registered", h.agents_registered, h.agents_expected);
-    println!("  marathon leader: {}", h.marathon_leader.as_deref().unwrap_or("none"));
-    let lbs: Vec<String> = h
-        .lbs
-        .iter()
-        .map(|(n, ok)| format!("{n}={}", if *ok { "ok" } else { "down" }))
-        .collect();
+    print!(
+        "{}",
+        output::leader_lines(
+            h.mesos_leader.as_deref(),
+            h.agents_registered,
+            h.agents_expected,
+            h.marathon_leader.as_deref()
+        )
+    );
     let www = match h.www {
         Some(true) => "ok",
         Some(false) => "down",
         None => "not deployed",
     };
-    println!("  lbs: {}; elb www: {www}", lbs.join(", "));
+    println!("  lbs: {}; elb www: {www}", output::lbs_summary(&h.lbs));
     for app in &h.apps {
         println!(
             "  app {}: {} running, {} healthy, {} desired",

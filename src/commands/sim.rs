@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::cli::{GlobalArgs, OutputFormat};
 use crate::commands::app::Marathon;
 use crate::context::{BadInput, Context};
+use crate::output;
 use crate::progress::Progress;
 
 /// Flags of `paas sim`.
@@ -179,7 +180,7 @@ async fn run_up(global: &GlobalArgs, ctx: Context, args: UpArgs) -> anyhow::Resu
     if !observed.is_empty() && !meaning.changes.is_empty() && !args.apply_changes {
         // Changing a running cluster can replace nodes: the user decides, knowing what. Lost
         // nodes coming back as they were is no change, and needs no decision.
-        eprint!("{}", crate::output::render_plan(&plan, crate::output::colour()));
+        eprint!("{}", output::render_plan(&plan, output::colour()));
         return Err(BadInput(format!(
             "cluster {} exists with a different spec: {}; re-run with --apply-changes to make these changes",
             ctx.spec.name,
@@ -332,15 +333,16 @@ async fn run_status(ctx: Context) -> anyhow::Result<()> {
                 if h.zookeeper_ok() { "quorum" } else { "NO QUORUM" },
                 zk.join(", ")
             );
-            println!("  mesos leader: {}", h.mesos_leader.as_deref().unwrap_or("none"));
-            println!("  agents: {} of {} registered", h.agents_registered, h.agents_expected);
-            println!("  marathon leader: {}", h.marathon_leader.as_deref().unwrap_or("none"));
-            let lbs: Vec<String> = h
-                .lbs
-                .iter()
-                .map(|(n, ok)| format!("{n}={}", if *ok { "ok" } else { "down" }))
-                .collect();
-            println!("  lbs: {}; elb: {}", lbs.join(", "), if h.elb { "ok" } else { "down" });
+            print!(
+                "{}",
+                output::leader_lines(
+                    h.mesos_leader.as_deref(),
+                    h.agents_registered,
+                    h.agents_expected,
+                    h.marathon_leader.as_deref()
+                )
+            );
+            println!("  lbs: {}; elb: {}", output::lbs_summary(&h.lbs), if h.elb { "ok" } else { "down" });
             for lb in &status.lb_routes {
                 let routes: Vec<String> = lb.routes.iter().map(|(name, n)| format!("{name} ({n})")).collect();
                 println!(
@@ -392,7 +394,7 @@ async fn run_scale(global: &GlobalArgs, ctx: Context, args: ScaleArgs) -> anyhow
     if args.role == ScaleRole::Masters && plan.count(paas_core::Action::Replace) > 0 && !args.force {
         // Every master's zoo.cfg names the whole ensemble, so each master is rebuilt, and
         // ZooKeeper's data (Marathon's apps) lives on the masters.
-        eprint!("{}", crate::output::render_plan(&plan, crate::output::colour()));
+        eprint!("{}", output::render_plan(&plan, output::colour()));
         return Err(BadInput(format!(
             "scaling masters replaces every master ({}): the ZooKeeper ensemble starts afresh and Marathon forgets its apps; re-run with --force to do it",
             plan.summary()
