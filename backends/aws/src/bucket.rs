@@ -19,7 +19,7 @@ use paas_core::graph::{NODE_OBJECT_PREFIX, artifact_bucket_id, artifact_bucket_p
 use paas_core::resource::{Fingerprint, Resource, ResourceSpec};
 use paas_core::{BackendError, Observed};
 
-use crate::error::{aws, code, creating};
+use crate::error::{aws, code, creating, unless_gone};
 use crate::network::{observed, wrong_spec};
 use crate::tags::{self, Marks, PENDING};
 use crate::{AwsBackend, dep};
@@ -98,12 +98,9 @@ impl AwsBackend {
         let s3 = &self.clients.s3;
         let mut found = Vec::new();
         for key in self.object_keys(bucket, Some(NODE_OBJECT_PREFIX)).await? {
-            let tagging = match s3.get_object_tagging().bucket(bucket).key(&key).send().await {
-                Ok(out) => out,
-                Err(e) => match aws("read object tags", &key, e) {
-                    BackendError::NotFound { .. } => continue,
-                    other => return Err(other),
-                },
+            let read = s3.get_object_tagging().bucket(bucket).key(&key).send().await;
+            let Some(tagging) = unless_gone(read.map_err(|e| aws("read object tags", &key, e)))? else {
+                continue;
             };
             let pairs = tagging.tag_set().iter().map(|t| (t.key(), t.value()));
             let attrs = BTreeMap::from([

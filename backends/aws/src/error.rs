@@ -93,6 +93,16 @@ where
     }
 }
 
+/// A read of one resource a listing named: `None` when it is gone since (deleted between the
+/// two calls, so a listing skips it), the error otherwise.
+pub fn unless_gone<T>(read: Result<T, BackendError>) -> Result<Option<T>, BackendError> {
+    match read {
+        Ok(out) => Ok(Some(out)),
+        Err(BackendError::NotFound { .. }) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
 /// While creating, a dependency that is "not found" was usually made a moment ago and is not
 /// visible yet: retry.
 pub fn creating(err: BackendError) -> BackendError {

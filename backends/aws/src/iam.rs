@@ -13,7 +13,7 @@ use paas_core::graph::iam_path;
 use paas_core::resource::{Resource, ResourceSpec};
 use paas_core::{BackendError, Observed};
 
-use crate::error::{aws, creating};
+use crate::error::{aws, creating, unless_gone};
 use crate::network::{observed, wrong_spec};
 use crate::tags::{self, Marks};
 use crate::{AwsBackend, dep};
@@ -40,12 +40,9 @@ impl AwsBackend {
             .await
             .map_err(|e| aws("list roles", cluster, e))?;
         for role in roles.roles().iter().filter(|r| r.path() == path) {
-            let tags = match iam.list_role_tags().role_name(role.role_name()).send().await {
-                Ok(out) => out,
-                Err(e) => match aws("read role tags", role.role_name(), e) {
-                    BackendError::NotFound { .. } => continue,
-                    other => return Err(other),
-                },
+            let read = iam.list_role_tags().role_name(role.role_name()).send().await;
+            let Some(tags) = unless_gone(read.map_err(|e| aws("read role tags", role.role_name(), e)))? else {
+                continue;
             };
             let attrs = iam_attrs(role.role_name(), role.arn());
             found.extend(tags::observed(cluster, pairs(tags.tags()), role.role_name(), attrs));
@@ -62,12 +59,9 @@ impl AwsBackend {
             let (Some(name), Some(arn)) = (policy.policy_name(), policy.arn()) else {
                 continue;
             };
-            let tags = match iam.list_policy_tags().policy_arn(arn).send().await {
-                Ok(out) => out,
-                Err(e) => match aws("read policy tags", name, e) {
-                    BackendError::NotFound { .. } => continue,
-                    other => return Err(other),
-                },
+            let read = iam.list_policy_tags().policy_arn(arn).send().await;
+            let Some(tags) = unless_gone(read.map_err(|e| aws("read policy tags", name, e)))? else {
+                continue;
             };
             found.extend(tags::observed(cluster, pairs(tags.tags()), arn, iam_attrs(name, arn)));
         }
@@ -81,12 +75,9 @@ impl AwsBackend {
             .map_err(|e| aws("list instance profiles", cluster, e))?;
         for profile in profiles.instance_profiles().iter().filter(|p| p.path() == path) {
             let name = profile.instance_profile_name();
-            let read = match iam.get_instance_profile().instance_profile_name(name).send().await {
-                Ok(out) => out,
-                Err(e) => match aws("read instance profile", name, e) {
-                    BackendError::NotFound { .. } => continue,
-                    other => return Err(other),
-                },
+            let read = iam.get_instance_profile().instance_profile_name(name).send().await;
+            let Some(read) = unless_gone(read.map_err(|e| aws("read instance profile", name, e)))? else {
+                continue;
             };
             let Some(profile) = read.instance_profile() else { continue };
             let mut attrs = iam_attrs(name, profile.arn());
