@@ -117,6 +117,23 @@ impl Clients {
     pub async fn connect(connection: &Connection) -> Result<Clients, ConnectError> {
         let counter = Arc::new(CallCounter::default());
         let interceptor = Counting(counter.clone());
+        // Each service has a config builder of its own type, with the same setters: `$config!`
+        // gives the builder of the service crate it is called with, set up for this connection.
+        macro_rules! clients {
+            ($config:ident, region: $region:expr, endpoint_url: $endpoint_url:expr) => {{
+                let endpoint_url: Option<String> = $endpoint_url;
+                Clients {
+                    ec2: aws_sdk_ec2::Client::from_conf($config!(aws_sdk_ec2).build()),
+                    elb: aws_sdk_elasticloadbalancing::Client::from_conf($config!(aws_sdk_elasticloadbalancing).build()),
+                    route53: aws_sdk_route53::Client::from_conf($config!(aws_sdk_route53).build()),
+                    s3: s3_client($config!(aws_sdk_s3), endpoint_url.is_some()),
+                    iam: aws_sdk_iam::Client::from_conf($config!(aws_sdk_iam).build()),
+                    counter,
+                    region: $region,
+                    endpoint_url,
+                }
+            }};
+        }
         match connection {
             Connection::Static {
                 region,
@@ -126,50 +143,17 @@ impl Clients {
             } => {
                 let credentials = Credentials::new(access_key_id, secret_access_key, None, None, "paas-static");
                 let region = aws_config::Region::new(region.clone());
-                let ec2 = aws_sdk_ec2::Config::builder()
-                    .behavior_version_latest()
-                    .region(region.clone())
-                    .credentials_provider(credentials.clone())
-                    .endpoint_url(endpoint_url)
-                    .interceptor(interceptor.clone())
-                    .build();
-                let elb = aws_sdk_elasticloadbalancing::Config::builder()
-                    .behavior_version_latest()
-                    .region(region.clone())
-                    .credentials_provider(credentials.clone())
-                    .endpoint_url(endpoint_url)
-                    .interceptor(interceptor.clone())
-                    .build();
-                let route53 = aws_sdk_route53::Config::builder()
-                    .behavior_version_latest()
-                    .region(region.clone())
-                    .credentials_provider(credentials.clone())
-                    .endpoint_url(endpoint_url)
-                    .interceptor(interceptor.clone())
-                    .build();
-                let s3 = aws_sdk_s3::Config::builder()
-                    .behavior_version_latest()
-                    .region(region.clone())
-                    .credentials_provider(credentials.clone())
-                    .endpoint_url(endpoint_url)
-                    .interceptor(interceptor.clone());
-                let iam = aws_sdk_iam::Config::builder()
-                    .behavior_version_latest()
-                    .region(region.clone())
-                    .credentials_provider(credentials)
-                    .endpoint_url(endpoint_url)
-                    .interceptor(interceptor)
-                    .build();
-                Ok(Clients {
-                    ec2: aws_sdk_ec2::Client::from_conf(ec2),
-                    elb: aws_sdk_elasticloadbalancing::Client::from_conf(elb),
-                    route53: aws_sdk_route53::Client::from_conf(route53),
-                    s3: s3_client(s3, true),
-                    iam: aws_sdk_iam::Client::from_conf(iam),
-                    counter,
-                    region: region.to_string(),
-                    endpoint_url: Some(endpoint_url.clone()),
-                })
+                macro_rules! static_config {
+                    ($sdk:ident) => {
+                        $sdk::Config::builder()
+                            .behavior_version_latest()
+                            .region(region.clone())
+                            .credentials_provider(credentials.clone())
+                            .endpoint_url(endpoint_url)
+                            .interceptor(interceptor.clone())
+                    };
+                }
+                Ok(clients!(static_config, region: region.to_string(), endpoint_url: Some(endpoint_url.clone())))
             }
             Connection::Chain {
                 region,
@@ -188,25 +172,12 @@ impl Clients {
                 }
                 let shared = loader.load().await;
                 let region = shared.region().ok_or(ConnectError::NoRegion)?.to_string();
-                let ec2 = aws_sdk_ec2::config::Builder::from(&shared).interceptor(interceptor.clone()).build();
-                let elb = aws_sdk_elasticloadbalancing::config::Builder::from(&shared)
-                    .interceptor(interceptor.clone())
-                    .build();
-                let route53 = aws_sdk_route53::config::Builder::from(&shared)
-                    .interceptor(interceptor.clone())
-                    .build();
-                let s3 = aws_sdk_s3::config::Builder::from(&shared).interceptor(interceptor.clone());
-                let iam = aws_sdk_iam::config::Builder::from(&shared).interceptor(interceptor).build();
-                Ok(Clients {
-                    ec2: aws_sdk_ec2::Client::from_conf(ec2),
-                    elb: aws_sdk_elasticloadbalancing::Client::from_conf(elb),
-                    route53: aws_sdk_route53::Client::from_conf(route53),
-                    s3: s3_client(s3, endpoint_url.is_some()),
-                    iam: aws_sdk_iam::Client::from_conf(iam),
-                    counter,
-                    region,
-                    endpoint_url: endpoint_url.clone(),
-                })
+                macro_rules! chain_config {
+                    ($sdk:ident) => {
+                        $sdk::config::Builder::from(&shared).interceptor(interceptor.clone())
+                    };
+                }
+                Ok(clients!(chain_config, region: region, endpoint_url: endpoint_url.clone()))
             }
         }
     }
