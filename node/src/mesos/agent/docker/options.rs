@@ -383,6 +383,17 @@ mod tests {
         }
     }
 
+    /// A task that runs the image's own command: no shell, nothing of its own to run.
+    fn image_task(resources: &str) -> v1::TaskInfo {
+        task(
+            resources,
+            v1::CommandInfo {
+                shell: Some(false),
+                ..Default::default()
+            },
+        )
+    }
+
     fn container(network: DockerNetwork, mappings: Vec<DockerPortMapping>) -> ContainerInfo {
         ContainerInfo {
             kind: v1::ContainerType::Docker,
@@ -413,13 +424,7 @@ mod tests {
     #[test]
     fn a_bridge_task_is_named_labelled_limited_and_forwarded() {
         let extra = [("paas.task.cluster".to_owned(), "c".to_owned())];
-        let info = task(
-            "cpus:0.5;mem:64;ports:[31005-31005]",
-            v1::CommandInfo {
-                shell: Some(false),
-                ..Default::default()
-            },
-        );
+        let info = image_task("cpus:0.5;mem:64;ports:[31005-31005]");
         let mapping = DockerPortMapping {
             host_port: 31005,
             container_port: 8080,
@@ -493,13 +498,7 @@ mod tests {
 
     #[test]
     fn parameters_map_onto_the_container_and_unknown_ones_are_named() {
-        let info = task(
-            "cpus:1",
-            v1::CommandInfo {
-                shell: Some(false),
-                ..Default::default()
-            },
-        );
+        let info = image_task("cpus:1");
         let mut c = container(DockerNetwork::Host, vec![]);
         let docker = c.docker.as_mut().unwrap();
         docker.parameters = vec![
@@ -543,13 +542,7 @@ mod tests {
 
     #[test]
     fn relative_volumes_live_in_the_sandbox_and_others_are_refused() {
-        let info = task(
-            "cpus:1",
-            v1::CommandInfo {
-                shell: Some(false),
-                ..Default::default()
-            },
-        );
+        let info = image_task("cpus:1");
         let mut c = container(DockerNetwork::Host, vec![]);
         c.volumes = vec![Volume {
             container_path: "/var/data".into(),
@@ -569,13 +562,7 @@ mod tests {
 
     #[test]
     fn a_mapping_outside_the_tasks_ports_is_refused() {
-        let info = task(
-            "cpus:1;ports:[31000-31000]",
-            v1::CommandInfo {
-                shell: Some(false),
-                ..Default::default()
-            },
-        );
+        let info = image_task("cpus:1;ports:[31000-31000]");
         let mapping = DockerPortMapping {
             host_port: 31001,
             container_port: 80,
