@@ -128,20 +128,12 @@ impl Marathons {
     async fn apps_from(&self, index: usize) -> Result<AppList, MarathonError> {
         let mut url = self.base(index).join("v2/apps").expect("a relative path joins any base");
         url.set_query(Some("embed=apps.tasks"));
-        let response = self
+        let request = self
             .http
             .get(url.clone())
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(REQUEST_TIMEOUT)
-            .send()
-            .await
-            .map_err(|source| MarathonError::Request { url: url.clone(), source })?;
-        if !response.status().is_success() {
-            return Err(MarathonError::Status {
-                url,
-                status: response.status(),
-            });
-        }
+            .timeout(REQUEST_TIMEOUT);
+        let response = send_ok(request, &url).await?;
         let body = response
             .bytes()
             .await
@@ -175,21 +167,24 @@ impl Marathons {
     /// Fails when the Marathon cannot be reached or does not answer 2xx.
     pub async fn events(&self, index: usize) -> Result<reqwest::Response, MarathonError> {
         let url = self.base(index).join("v2/events").expect("a relative path joins any base");
-        let response = self
-            .http
-            .get(url.clone())
-            .header(reqwest::header::ACCEPT, "text/event-stream")
-            .send()
-            .await
-            .map_err(|source| MarathonError::Request { url: url.clone(), source })?;
-        if !response.status().is_success() {
-            return Err(MarathonError::Status {
-                url,
-                status: response.status(),
-            });
-        }
-        Ok(response)
+        let request = self.http.get(url.clone()).header(reqwest::header::ACCEPT, "text/event-stream");
+        send_ok(request, &url).await
     }
+}
+
+/// Sends `request` (to `url`); its answer when that is 2xx, else what went wrong, naming `url`.
+async fn send_ok(request: reqwest::RequestBuilder, url: &Url) -> Result<reqwest::Response, MarathonError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|source| MarathonError::Request { url: url.clone(), source })?;
+    if !response.status().is_success() {
+        return Err(MarathonError::Status {
+            url: url.clone(),
+            status: response.status(),
+        });
+    }
+    Ok(response)
 }
 
 /// Exponential backoff between failed attempts, from `min` doubling up to `max`.
