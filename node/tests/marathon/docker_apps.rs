@@ -42,7 +42,7 @@ async fn get_app(platform: &Platform, id: &str) -> Option<Value> {
         "{}/v2/apps{id}?embed=app.tasks&embed=app.lastTaskFailure",
         platform.marathons[0].url()
     );
-    let body: Value = platform.http.get(url).send().await.ok()?.json().await.ok()?;
+    let body: Value = crate::support::try_get_json(&platform.http, &url).await?;
     Some(body["app"].clone())
 }
 
@@ -182,15 +182,7 @@ async fn marathon_docker_missing_image_fails_with_mesos_message_and_backs_off() 
             .starts_with("Failed to launch container: Failed to run 'docker -H unix:///var/run/docker.sock pull paas-no-such-image:never'"),
         "{message}"
     );
-    let queue: Value = platform
-        .http
-        .get(format!("{}/v2/queue", platform.marathons[0].url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let queue: Value = crate::support::get_json(&platform.http, &format!("{}/v2/queue", platform.marathons[0].url())).await;
     let entry = queue["queue"]
         .as_array()
         .unwrap()

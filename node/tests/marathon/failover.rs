@@ -84,15 +84,7 @@ async fn marathon_relaunches_the_tasks_of_a_killed_agent() {
     agent.process.kill();
     // After the ping timeout the lost tasks are replaced on the surviving agent.
     crate::support::eventually(Duration::from_secs(60), "the lost tasks replaced on the other agent", || async {
-        let app: serde_json::Value = platform
-            .http
-            .get(format!("{base}/v2/apps/www"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let app: serde_json::Value = crate::support::try_get_json(&platform.http, &format!("{base}/v2/apps/www")).await?;
         let tasks = app["app"]["tasks"].as_array()?;
         let healthy = app["app"]["tasksHealthy"] == 2;
         let moved = tasks

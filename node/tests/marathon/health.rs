@@ -23,15 +23,7 @@ async fn marathon_replaces_a_task_that_fails_its_health_check() {
         .await
         .unwrap();
     let first = crate::support::eventually(Duration::from_secs(30), "a running task", || async {
-        let app: Value = platform
-            .http
-            .get(format!("{base}/v2/apps/sick"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let app: Value = crate::support::try_get_json(&platform.http, &format!("{base}/v2/apps/sick")).await?;
         app["app"]["tasks"]
             .as_array()?
             .iter()
@@ -51,15 +43,7 @@ async fn marathon_replaces_a_task_that_fails_its_health_check() {
     }
     assert!(!seen.contains("event: status_update_event"), "the stream filters by event_type");
     crate::support::eventually(Duration::from_secs(30), "the unhealthy task replaced", || async {
-        let app: Value = platform
-            .http
-            .get(format!("{base}/v2/apps/sick"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let app: Value = crate::support::try_get_json(&platform.http, &format!("{base}/v2/apps/sick")).await?;
         let tasks = app["app"]["tasks"].as_array()?;
         (!tasks.is_empty() && tasks.iter().all(|t| t["id"] != first.as_str())).then_some(())
     })

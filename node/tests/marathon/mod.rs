@@ -82,7 +82,7 @@ impl Platform {
         eventually(Duration::from_secs(30), "one Marathon leader", || async {
             let mut leader = None;
             for m in self.marathons.iter() {
-                let info: Value = self.http.get(format!("{}/v2/info", m.url())).send().await.ok()?.json().await.ok()?;
+                let info: Value = crate::support::try_get_json(&self.http, &format!("{}/v2/info", m.url())).await?;
                 let named = info["leader"].as_str()?.to_owned();
                 if leader.get_or_insert(named.clone()) != &named {
                     return None;
@@ -97,15 +97,7 @@ impl Platform {
     /// Waits until `app` has `n` running tasks (healthy too, if `healthy`); returns its tasks.
     pub async fn await_running(&self, index: usize, app: &str, n: usize, healthy: bool) -> Vec<Value> {
         eventually(Duration::from_secs(60), &format!("{app} with {n} running tasks"), || async {
-            let body: Value = self
-                .http
-                .get(format!("{}/v2/apps{app}", self.marathons[index].url()))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let body: Value = crate::support::try_get_json(&self.http, &format!("{}/v2/apps{app}", self.marathons[index].url())).await?;
             let app = &body["app"];
             let tasks = app["tasks"].as_array()?.clone();
             let running = tasks.iter().filter(|t| t["state"] == "TASK_RUNNING").count();

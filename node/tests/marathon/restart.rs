@@ -33,15 +33,7 @@ async fn marathon_rolling_restart_keeps_minimum_health_capacity() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut lowest = usize::MAX;
     loop {
-        let app: Value = platform
-            .http
-            .get(format!("{base}/v2/apps/www"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let app: Value = crate::support::get_json(&platform.http, &format!("{base}/v2/apps/www")).await;
         let tasks = app["app"]["tasks"].as_array().unwrap();
         let healthy = tasks
             .iter()

@@ -174,15 +174,7 @@ async fn mesos_admin_entry_follows_the_leader_across_a_failover() {
         upstreams.contains(&format!("server 127.0.0.1:{};", ports[leader]).replace(';', " max_fails=0;")),
         "{upstreams}"
     );
-    let through: Value = cluster
-        .http
-        .get(format!("http://127.0.0.1:{}/v2/leader", nginx.marathon_port))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let through: Value = crate::support::get_json(&cluster.http, &format!("http://127.0.0.1:{}/v2/leader", nginx.marathon_port)).await;
     assert_eq!(through["leader"], format!("127.0.0.1:{marathon}"));
 
     // The leader dies: the admin entry moves to the new one, which has the agent back.

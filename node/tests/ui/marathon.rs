@@ -50,15 +50,7 @@ async fn an_operator_creates_scales_kills_and_destroys_an_app_from_the_page() {
 
     // Kill one task and scale down: 4 remain and the app wants 4.
     screen::kill_one_and_scale(&browser).await;
-    let app: Value = platform
-        .http
-        .get(format!("{marathon}/v2/apps/web"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let app: Value = crate::support::get_json(&platform.http, &format!("{marathon}/v2/apps/web")).await;
     assert_eq!(app["app"]["instances"], 4, "kill with scale=true lowers instances: {app}");
 
     // Roll back to the first version (one instance): the page follows down to one task.
@@ -102,15 +94,7 @@ async fn an_operator_creates_scales_kills_and_destroys_an_app_from_the_page() {
         .wait_for("the app page", "return document.querySelectorAll('tr[data-task]').length === 1;")
         .await;
     screen::destroy(&browser, "/web").await;
-    let apps: Value = platform
-        .http
-        .get(format!("{marathon}/v2/apps"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let apps: Value = crate::support::get_json(&platform.http, &format!("{marathon}/v2/apps")).await;
     assert_eq!(
         apps["apps"],
         serde_json::json!([]),
