@@ -1,5 +1,5 @@
-//! The parts of the harness every test binary of paas-node and lb-sync needs: free ports and
-//! bounded waits. lb-sync includes this file by path, so there is one copy.
+//! The parts of the harness the test binaries of paas-node, lb-sync and paas-docker all need:
+//! free ports and bounded waits. The other two include this file by path, so there is one copy.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -14,7 +14,28 @@ pub fn free_port() -> u16 {
 
 /// Polls `check` every 100 ms until it returns `Some`, for at most `timeout`; panics with `what`
 /// when time runs out.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_every(Duration::from_millis(100), timeout, what, check).await
+}
+
+/// [`eventually`], polling every `interval`.
+pub async fn eventually_every<T, F, Fut>(interval: Duration, timeout: Duration, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    within_every(interval, timeout, check)
+        .await
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Polls `check` every `interval` until it returns `Some`, for at most `timeout`; `None` when
+/// time runs out.
+pub async fn within_every<T, F, Fut>(interval: Duration, timeout: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -22,11 +43,11 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check().await {
-            return value;
+            return Some(value);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(interval).await;
     }
 }

@@ -3,10 +3,9 @@
 
 #![allow(dead_code)] // Each test module uses a different part of the harness.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use paas_core::engine::{ApplyOptions, Engine, StateStore};
 use paas_core::spec::ValidationContext;
@@ -14,13 +13,13 @@ use paas_core::{ClusterSpec, Graph, Target, Topology};
 use paas_docker::DockerBackend;
 use paas_docker::images::{self, ImageInputs};
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0 to pick a free port")
-}
+#[path = "../../../../node/tests/support/ports_and_waits.rs"]
+mod ports_and_waits;
+
+pub use ports_and_waits::free_port;
+
+/// How often the waits below poll: each check asks Docker or the cluster.
+const POLL: Duration = Duration::from_millis(200);
 
 /// The node image for these tests: the base must have been built (it takes minutes, so a
 /// test never builds it); the node layer on top is added here when missing.
@@ -238,40 +237,22 @@ async fn remove_by_label(docker: &bollard::Docker, cluster: &str) {
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `timeout`; `None` when
 /// time runs out.
-pub async fn within<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+pub async fn within<T, F, Fut>(timeout: Duration, check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ports_and_waits::within_every(POLL, timeout, check).await
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `timeout`; panics with
 /// `what` when time runs out.
-pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    ports_and_waits::eventually_every(POLL, timeout, what, check).await
 }
 
 /// A plain HTTP/1.0 GET on 127.0.0.1 or a cluster address: status and body, or `None` when
