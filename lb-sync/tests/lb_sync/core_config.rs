@@ -9,7 +9,7 @@ use paas_lb_sync::render::render;
 use paas_lb_sync::route::{RoutingTable, VirtualHost};
 use paas_lb_sync::wire::AppList;
 
-use super::nginx::nginx_bin;
+use crate::support::nginx::nginx_logged_in;
 
 #[derive(Parser)]
 struct LbSync {
@@ -65,16 +65,7 @@ fn lb_sync_accepts_the_flags_and_main_config_paas_core_renders() {
     let routes = render(&RoutingTable::from_apps(&apps.apps, &domain), &args.listen);
     std::fs::write(dir.path().join("routes.conf"), &routes).unwrap();
     std::fs::write(dir.path().join("nginx.conf"), &main).unwrap();
-    let output = std::process::Command::new(nginx_bin())
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(dir.path().join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.path().join("error.log"))
-        .args(["-t", "-q"])
-        .output()
-        .expect("running nginx -t");
+    let output = nginx_logged_in(dir.path()).args(["-t", "-q"]).output().expect("running nginx -t");
     assert!(
         output.status.success(),
         "nginx -t: {}\n{main}\n{routes}",

@@ -17,7 +17,8 @@ use crate::support::process::NodeProcess;
 
 use self::backend::task_name;
 use self::http::get;
-use self::nginx::{NginxServer, nginx_bin};
+use self::nginx::NginxServer;
+use crate::support::nginx::nginx_bin;
 
 /// The domain apps are served under in these tests.
 pub const DOMAIN: &str = "paas.test";

@@ -3,22 +3,13 @@
 //! `/status` and unknown hosts, then the routes file lb-sync owns).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
+use crate::support::nginx::{nginx_in, nginx_logged_in};
 use crate::support::{eventually, free_port};
 
 use super::http::get;
-
-/// The nginx executable, or a panic naming the package to install.
-pub fn nginx_bin() -> PathBuf {
-    for candidate in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
-        if Path::new(candidate).exists() {
-            return PathBuf::from(candidate);
-        }
-    }
-    panic!("nginx not found: install the Debian package `nginx` (apt-get install -y nginx)");
-}
 
 /// The main config: the same shape as the lbs' (see paas-core's `render::nginx::lb_conf`), with
 /// every path inside `dir`.
@@ -78,13 +69,7 @@ impl NginxServer {
 
     /// Starts nginx and waits until `/status` answers.
     pub async fn launch(&mut self) {
-        let child = Command::new(nginx_bin())
-            .arg("-p")
-            .arg(self.dir.path())
-            .arg("-c")
-            .arg(self.main_conf())
-            .arg("-e")
-            .arg(self.dir.path().join("error.log"))
+        let child = nginx_logged_in(self.dir.path())
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
             .spawn()
@@ -135,14 +120,7 @@ impl Drop for NginxServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // A fast shutdown by the master also stops its workers; SIGKILL would orphan them.
-            let _ = Command::new(nginx_bin())
-                .arg("-p")
-                .arg(self.dir.path())
-                .arg("-c")
-                .arg(self.main_conf())
-                .args(["-s", "stop"])
-                .stderr(Stdio::null())
-                .status();
+            let _ = nginx_in(self.dir.path()).args(["-s", "stop"]).stderr(Stdio::null()).status();
             for _ in 0..50 {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;

@@ -2,14 +2,14 @@
 //! accepts them, and they route exactly the healthy running tasks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use paas_lb_sync::render::render;
 use paas_lb_sync::route::{RoutingTable, VirtualHost};
 use paas_lb_sync::wire;
 use proptest::prelude::*;
 
-use super::nginx::{main_conf, nginx_bin};
+use super::nginx::main_conf;
+use crate::support::nginx::nginx_logged_in;
 
 const STATES: [&str; 5] = ["TASK_RUNNING", "TASK_STAGING", "TASK_STARTING", "TASK_KILLING", "TASK_FAILED"];
 
@@ -134,16 +134,7 @@ fn routed(text: &str) -> BTreeMap<String, BTreeSet<String>> {
 fn nginx_rejects(dir: &std::path::Path, routes: &str) -> Option<String> {
     std::fs::write(dir.join("routes.conf"), routes).unwrap();
     std::fs::write(dir.join("nginx.conf"), main_conf(dir, 18080)).unwrap();
-    let output = Command::new(nginx_bin())
-        .arg("-p")
-        .arg(dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .arg("-e")
-        .arg(dir.join("error.log"))
-        .args(["-t", "-q"])
-        .output()
-        .expect("running nginx -t");
+    let output = nginx_logged_in(dir).args(["-t", "-q"]).output().expect("running nginx -t");
     (!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).into_owned())
 }
 

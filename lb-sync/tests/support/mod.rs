@@ -7,6 +7,9 @@
 #[path = "../../../node/tests/support/process.rs"]
 pub mod process;
 
+#[path = "../../../node/tests/support/nginx.rs"]
+pub mod nginx;
+
 #[path = "../../../node/tests/support/ports_and_waits.rs"]
 mod ports_and_waits;
 

@@ -2,8 +2,7 @@
 //! `lb-sync --mode=admin` on the Mesos leader found in ZooKeeper and on the leader a Marathon
 //! names. Every request through it reaches the leader, before and after the leader dies.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use axum::Json;
@@ -11,17 +10,11 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::support::mesos::{MesosCluster, ZK_SESSION_TIMEOUT};
+use crate::support::nginx::{nginx_bin, nginx_in, nginx_logged_in};
 use crate::support::process::NodeProcess;
 use crate::support::{eventually, free_port};
 
 const AGENT: &str = "cpus:1;mem:256";
-
-fn nginx_bin() -> &'static str {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("nginx not found: install the Debian package `nginx` (apt-get install -y nginx)"))
-}
 
 /// nginx shaped like the adminlb (core's `adminlb_conf`): the upstreams file included, Mesos
 /// and Marathon on plain ports of their own; every path under `dir`. Stopped when dropped.
@@ -69,13 +62,7 @@ impl AdminNginx {
         }
         upstreams.push_str(&format!("}}\nupstream marathon {{\n    server 127.0.0.1:{marathon};\n}}\n"));
         std::fs::write(dir.path().join("admin-upstreams.conf"), upstreams).unwrap();
-        let child = Command::new(nginx_bin())
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
+        let child = nginx_logged_in(dir.path())
             .args(["-g", "daemon off;"])
             .stdin(Stdio::null())
             .spawn()
@@ -95,13 +82,7 @@ impl AdminNginx {
 
 impl Drop for AdminNginx {
     fn drop(&mut self) {
-        let _ = Command::new(nginx_bin())
-            .arg("-p")
-            .arg(self.dir.path())
-            .arg("-c")
-            .arg(self.dir.path().join("nginx.conf"))
-            .args(["-s", "stop"])
-            .status();
+        let _ = nginx_in(self.dir.path()).args(["-s", "stop"]).status();
         let _ = self.child.wait();
     }
 }
@@ -146,7 +127,7 @@ async fn mesos_admin_entry_follows_the_leader_across_a_failover() {
             format!("--marathon=http://127.0.0.1:{marathon}"),
             "--domain=paas.test".into(),
             format!("--nginx-conf={}", nginx.path("admin-upstreams.conf")),
-            format!("--nginx-bin={}", nginx_bin()),
+            format!("--nginx-bin={}", nginx_bin().display()),
             format!("--nginx-main-conf={}", nginx.path("nginx.conf")),
             format!("--nginx-prefix={}", nginx.dir.path().display()),
             "--leader-poll=200ms".into(),

@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod framework;
 pub mod mesos;
+pub mod nginx;
 mod ports_and_waits;
 pub mod process;
 pub mod zookeeper;
