@@ -14,10 +14,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HostConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkingConfig,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, ListContainersOptions, ListNetworksOptions, RemoveContainerOptions, UploadToContainerOptions,
 };
@@ -200,21 +197,7 @@ impl Instance {
                 network_mode: Some(networks.cluster.clone()),
                 ..Default::default()
             }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(
-                    [(
-                        networks.cluster.clone(),
-                        EndpointSettings {
-                            ipam_config: Some(EndpointIpamConfig {
-                                ipv4_address: Some(address.to_string()),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                    )]
-                    .into(),
-                ),
-            }),
+            networking_config: Some(paas_docker::container::on_network_at(networks.cluster.clone(), address)),
             ..Default::default()
         };
         docker

@@ -185,21 +185,22 @@ fn body(
             network_mode: Some(network.clone()),
             ..Default::default()
         }),
-        networking_config: Some(NetworkingConfig {
-            endpoints_config: Some(
-                [(
-                    network,
-                    EndpointSettings {
-                        ipam_config: Some(EndpointIpamConfig {
-                            ipv4_address: Some(address.to_string()),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    },
-                )]
-                .into(),
-            ),
+        networking_config: Some(on_network_at(network, address)),
+        ..Default::default()
+    }
+}
+
+/// A container's one network, `network`, at the fixed `address` (as a machine of the cluster
+/// has one address, not one Docker picks).
+pub fn on_network_at(network: String, address: Ipv4Addr) -> NetworkingConfig {
+    let settings = EndpointSettings {
+        ipam_config: Some(EndpointIpamConfig {
+            ipv4_address: Some(address.to_string()),
+            ..Default::default()
         }),
         ..Default::default()
+    };
+    NetworkingConfig {
+        endpoints_config: Some([(network, settings)].into()),
     }
 }
