@@ -62,7 +62,7 @@ async fn mesos_cli_lists_the_agents_frameworks_and_tasks() {
         .collect();
     assert_eq!(agents.len(), 2, "two agents registered: {state}");
     let framework_id = eventually(Duration::from_secs(30), "Marathon's frameworkId in /v2/info", || async {
-        let info: Value = crate::support::try_get_json(&http, &format!("{marathon}/v2/info")).await?;
+        let info: Value = crate::support::try_get_json(http, &format!("{marathon}/v2/info")).await?;
         info["frameworkId"].as_str().map(str::to_owned)
     })
     .await;

@@ -36,7 +36,7 @@ async fn marathon_runs_scales_spreads_and_answers_like_marathon() {
         assert_eq!(body.trim(), task["id"].as_str().unwrap(), "each task serves its own id");
     }
     // Both task formats.
-    let json: Value = crate::support::get_json(&http, &format!("{base}/v2/apps/www/tasks")).await;
+    let json: Value = crate::support::get_json(http, &format!("{base}/v2/apps/www/tasks")).await;
     assert_eq!(json["tasks"].as_array().unwrap().len(), 3);
     let text = http
         .get(format!("{base}/v2/apps/www/tasks"))
@@ -107,7 +107,7 @@ async fn marathon_runs_scales_spreads_and_answers_like_marathon() {
     let deleted = http.delete(format!("{base}/v2/apps/www?force=true")).send().await.unwrap();
     assert_eq!(deleted.status(), 200);
     crate::support::eventually(std::time::Duration::from_secs(20), "no tasks left", || async {
-        let tasks: Value = crate::support::try_get_json(&http, &format!("{base}/v2/tasks")).await?;
+        let tasks: Value = crate::support::try_get_json(http, &format!("{base}/v2/tasks")).await?;
         tasks["tasks"].as_array()?.is_empty().then_some(())
     })
     .await;
