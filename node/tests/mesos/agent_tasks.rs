@@ -192,14 +192,20 @@ async fn mesos_agent_runs_command_health_checks_of_command_tasks() {
     framework.accept(&offer, vec![fine, sick]).await;
     let killed = framework.await_state("sick", TaskState::Killed).await;
     assert_eq!(killed.healthy, Some(false), "killed by its health check");
-    eventually(Duration::from_secs(20), "a healthy TASK_RUNNING of the fine task", || {
-        let healthy = framework
-            .statuses
-            .iter()
-            .any(|s| s.task_id.value == "fine" && s.state == TaskState::Running && s.healthy == Some(true));
-        async move { healthy.then_some(()) }
-    })
-    .await;
+    // The healthy update may come after the sick task's end: read (and acknowledge, or the
+    // agent holds back the task's next update) until it does.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        framework.acknowledge_new().await;
+        let healthy = |s: &v1::TaskStatus| s.task_id.value == "fine" && s.state == TaskState::Running && s.healthy == Some(true);
+        if framework.statuses.iter().any(healthy) {
+            break;
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        framework
+            .next(left, "a healthy TASK_RUNNING of the fine task", |e| e.update.as_ref().map(|_| ()))
+            .await;
+    }
     assert!(
         framework
             .statuses
