@@ -6,8 +6,9 @@
 //! policy) with the role's session from an instance-metadata stand-in at 169.254.169.254
 //! (IMDSv2 only). Never real AWS.
 //!
-//! The two tests share the metadata network's fixed subnet, so they run one at a time (the
-//! `docker` test group of `.config/nextest.toml`).
+//! The two tests share the metadata network's fixed subnet, so they run one at a time and
+//! beside no sim cluster (they take both places of the `docker` test group in
+//! `.config/nextest.toml`).
 
 mod http;
 mod instance;
