@@ -104,6 +104,15 @@ fn s3_client(builder: aws_sdk_s3::config::Builder, emulator: bool) -> aws_sdk_s3
     aws_sdk_s3::Client::from_conf(config)
 }
 
+/// The one HTTPS client every service and the credential providers share: rustls with ring,
+/// trusting the system's roots, as the SDK's default client does with aws-lc.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// Why the clients could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -117,6 +126,7 @@ impl Clients {
     pub async fn connect(connection: &Connection) -> Result<Clients, ConnectError> {
         let counter = Arc::new(CallCounter::default());
         let interceptor = Counting(counter.clone());
+        let http = https_client();
         // Each service has a config builder of its own type, with the same setters: `$config!`
         // gives the builder of the service crate it is called with, set up for this connection.
         macro_rules! clients {
@@ -151,6 +161,7 @@ impl Clients {
                             .credentials_provider(credentials.clone())
                             .endpoint_url(endpoint_url)
                             .interceptor(interceptor.clone())
+                            .http_client(http.clone())
                     };
                 }
                 Ok(clients!(static_config, region: region.to_string(), endpoint_url: Some(endpoint_url.clone())))
@@ -160,7 +171,7 @@ impl Clients {
                 profile,
                 endpoint_url,
             } => {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
                 if let Some(region) = region {
                     loader = loader.region(aws_config::Region::new(region.clone()));
                 }
