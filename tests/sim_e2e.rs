@@ -1,5 +1,6 @@
 //! End to end: `paas sim up` on the default cluster, apps served through the elb on
-//! 127.0.0.1, app and cluster scaling, the Marathon leader's machine lost, `paas sim down`.
+//! 127.0.0.1, app and cluster scaling, the Marathon leader's machine lost, an app held by its
+//! deployment removed with `--force`, `paas sim down`.
 //!
 //! Needs Docker and the sim base image (`paas sim images`); the `paas-node` binary must be
 //! built (`cargo build --workspace --bins --tests`). Takes a few minutes.
@@ -78,6 +79,29 @@ fn the_default_cluster_serves_scales_survives_its_marathon_leader_and_goes_away(
     cluster.paas(&["app", "scale", "www", "3"]);
     eventually(Duration::from_secs(90), "www at 3 tasks under the new leader", || {
         Some(cluster.www_backends(30)).filter(|b| b.len() == 3)
+    });
+
+    // An app whose deployment can never finish holds it: `app rm` is refused with Marathon's
+    // 409 and says how to override it; `app rm --force` removes it.
+    let stuck = cluster.dir.path().join("stuck.json");
+    std::fs::write(
+        &stuck,
+        r#"{"id": "/stuck", "instances": 1, "cpus": 0.1, "mem": 16, "cmd": "exec sleep 1000",
+            "constraints": [["hostname", "CLUSTER", "nowhere"]]}"#,
+    )
+    .unwrap();
+    cluster.paas(&["app", "deploy", stuck.to_str().unwrap()]);
+    let refused = cluster.paas_output(&["app", "rm", "stuck"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "rm of a held app succeeded: {stderr}");
+    assert!(
+        stderr.contains("409") && stderr.contains("locked by one or more deployments") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    cluster.paas(&["app", "rm", "stuck", "--force"]);
+    eventually(Duration::from_secs(30), "/stuck gone from the app list", || {
+        let apps: serde_json::Value = serde_json::from_str(&cluster.paas(&["app", "list", "-o", "json"])).unwrap();
+        apps.as_array().unwrap().iter().all(|a| a["id"] != "/stuck").then_some(())
     });
 
     // Down removes everything of the cluster, and is safe to re-run.

@@ -29,12 +29,16 @@ pub enum AppCommand {
     Deploy {
         /// The app definition, as Marathon takes it.
         file: std::path::PathBuf,
+        #[command(flatten)]
+        force: Force,
     },
     /// Sets an app's instance count.
     Scale {
         /// The app id, e.g. `/www` or `www`.
         id: String,
         instances: u32,
+        #[command(flatten)]
+        force: Force,
     },
     /// Lists apps with running, healthy and desired instance counts.
     List,
@@ -42,7 +46,30 @@ pub enum AppCommand {
     Rm {
         /// The app id, e.g. `/www` or `www`.
         id: String,
+        #[command(flatten)]
+        force: Force,
     },
+}
+
+/// Marathon's `?force=true`: a change to an app that a deployment holds (one that cannot
+/// finish, say, for want of offers) is refused with 409 unless forced; forcing cancels that
+/// deployment and starts the new one.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Force {
+    /// Override the deployment that holds the app (Marathon's `?force=true`).
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl Force {
+    /// `path` with `?force=true` when forced.
+    fn on(self, path: &str) -> String {
+        if self.force {
+            format!("{path}?force=true")
+        } else {
+            path.to_string()
+        }
+    }
 }
 
 /// Runs one `paas app` command.
@@ -56,9 +83,9 @@ pub async fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<()> {
     };
     let json = global.output == OutputFormat::Json;
     match args.command {
-        AppCommand::Deploy { file } => {
+        AppCommand::Deploy { file, force } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let outcome = marathon.deploy(&text).await?;
+            let outcome = marathon.deploy(&text, force).await?;
             print_outcome(
                 json,
                 &outcome,
@@ -69,10 +96,10 @@ pub async fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<()> {
                 ),
             );
         }
-        AppCommand::Scale { id, instances } => {
+        AppCommand::Scale { id, instances, force } => {
             let id = app_id(&id);
             let answer = marathon
-                .request("PUT", &format!("/v2/apps{id}"), Some(&json!({ "instances": instances })))
+                .request("PUT", &force.on(&format!("/v2/apps{id}")), Some(&json!({ "instances": instances })))
                 .await?
                 .expect_success(&format!("scaling {id}"))?;
             print_outcome(
@@ -101,10 +128,10 @@ pub async fn run(global: &GlobalArgs, args: AppArgs) -> anyhow::Result<()> {
                 }
             }
         }
-        AppCommand::Rm { id } => {
+        AppCommand::Rm { id, force } => {
             let id = app_id(&id);
             let answer = marathon
-                .request("DELETE", &format!("/v2/apps{id}"), None)
+                .request("DELETE", &force.on(&format!("/v2/apps{id}")), None)
                 .await?
                 .expect_success(&format!("removing {id}"))?;
             print_outcome(json, &answer, &format!("removing {id}"));
@@ -146,7 +173,13 @@ impl Answer {
             .map(str::to_string)
             .unwrap_or_else(|| self.body.to_string());
         let details = self.body.get("details").map(|d| format!(" {d}")).unwrap_or_default();
-        bail!("{what}: Marathon answered {}: {message}{details}", self.status)
+        // Marathon's 409 names its own query parameter; the CLI's way to give it is --force.
+        let hint = if self.status == 409 && self.body.get("deployments").is_some() {
+            " (give --force to override it)"
+        } else {
+            ""
+        };
+        bail!("{what}: Marathon answered {}: {message}{details}{hint}", self.status)
     }
 }
 
@@ -212,7 +245,7 @@ impl Marathon {
     }
 
     /// Creates the app, or updates it when it exists. Returns `{id, result: created|updated}`.
-    pub async fn deploy(&self, definition: &str) -> anyhow::Result<Value> {
+    pub async fn deploy(&self, definition: &str, force: Force) -> anyhow::Result<Value> {
         let app = AppFile::parse(definition).map_err(BadInput)?;
         let value: Value = serde_json::from_str(definition).context("parsing the app definition")?;
         let id = app_id(&app.id);
@@ -223,7 +256,7 @@ impl Marathon {
                 .expect_success(&format!("creating {id}"))?;
             Ok(json!({ "id": id, "result": "created" }))
         } else {
-            self.request("PUT", &format!("/v2/apps{id}"), Some(&value))
+            self.request("PUT", &force.on(&format!("/v2/apps{id}")), Some(&value))
                 .await?
                 .expect_success(&format!("updating {id}"))?;
             Ok(json!({ "id": id, "result": "updated" }))
