@@ -1,7 +1,8 @@
 //! End to end: the admin screens of a sim cluster in a headless Chromium, reached as an
 //! operator reaches them, by name through the admin entry (`marathon.admin.paas.localhost` and
 //! `mesos.admin.paas.localhost` on the admin port; the browser resolves `*.localhost` to
-//! 127.0.0.1 itself). On Marathon's screen an app is created from JSON, scaled to 5 (the
+//! 127.0.0.1 itself). On Marathon's screen www's link leads to www through the elb, an app is
+//! created from JSON, scaled to 5 (the
 //! tasks arrive through the event stream, without a reload), loses a task with a scale, is
 //! refused a scale while a deployment holds it, and is destroyed; on Mesos' screen the 5
 //! agents show their zones, Marathon's tasks and a task's stdout are read, and a slave killed
@@ -101,6 +102,18 @@ async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_
             "const r = document.querySelector('tr[data-app=\"/www\"]'); return r && r.children[1].textContent === 'Running';",
         )
         .await;
+    // www's link leads to www as the elb serves it, on the sim's apps port.
+    let link = browser
+        .eval("return document.querySelector('tr[data-app=\"/www\"] a[href^=\"http\"]').href;")
+        .await;
+    assert_eq!(
+        link,
+        json!(format!("http://www.paas.localhost:{}/", cluster.http_port)),
+        "www's link"
+    );
+    let (status, body) =
+        support::http_get(&format!("127.0.0.1:{}", cluster.http_port), "www.paas.localhost", "/").expect("GET of www's link");
+    assert!(status == 200 && body.starts_with("www "), "www's link answered {status}: {body}");
     browser.screenshot("marathon-apps").await;
     browser.check_phone("marathon-apps").await;
     browser.check_keyboard("Marathon's apps list").await;

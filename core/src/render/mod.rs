@@ -103,7 +103,7 @@ pub fn node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_s
         },
         Role::AdminLb => NodeConfig {
             files: vec![
-                file(paths::NGINX_CONF, nginx::adminlb_conf(topology, admin_sources)),
+                file(paths::NGINX_CONF, nginx::adminlb_conf(topology, admin_sources, ports::HTTP)),
                 file(paths::ADMIN_UPSTREAMS, nginx::adminlb_upstreams(topology)),
             ],
             programs: vec![
@@ -115,13 +115,22 @@ pub fn node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_s
 }
 
 /// A node's configuration in the sim: [`node_config`], with a slave's agent placing Docker
-/// tasks beside its own container (see [`sim`]).
+/// tasks beside its own container (see [`sim`]), and the admin entry telling Marathon's screen
+/// that apps are served at `[sim] http_port` on the host.
 pub fn sim_node_config(spec: &ClusterSpec, topology: &Topology, node: &Node, admin_sources: &[String]) -> NodeConfig {
     let mut config = node_config(spec, topology, node, admin_sources);
-    if node.role == Role::Slave {
-        for agent in config.programs.iter_mut().filter(|p| p.name == "mesos-agent") {
-            agent.args.extend(sim::agent_docker_flags(&topology.cluster, node));
+    match node.role {
+        Role::Slave => {
+            for agent in config.programs.iter_mut().filter(|p| p.name == "mesos-agent") {
+                agent.args.extend(sim::agent_docker_flags(&topology.cluster, node));
+            }
         }
+        Role::AdminLb => {
+            for file in config.files.iter_mut().filter(|f| f.path == paths::NGINX_CONF) {
+                file.content = nginx::adminlb_conf(topology, admin_sources, spec.sim.http_port);
+            }
+        }
+        Role::Master | Role::Lb => {}
     }
     config
 }

@@ -52,7 +52,11 @@ pub fn lb_sync_flags(topology: &Topology) -> Vec<String> {
 /// ports) for clients that cannot resolve the admin names; all admitted only from
 /// `admin_sources`, everything else refused. The upstreams live in their own file
 /// ([`adminlb_upstreams`]), which lb-sync in admin mode keeps on the current leaders.
-pub fn adminlb_conf(topology: &Topology, admin_sources: &[String]) -> String {
+///
+/// Marathon's screen links each app at `<app>.<domain>`: the entry answers `/ui/paas.json`
+/// with `apps_port`, the port the apps are served at (80 on AWS, `[sim] http_port` in the
+/// sim), which the screen cannot know from its own address.
+pub fn adminlb_conf(topology: &Topology, admin_sources: &[String], apps_port: u16) -> String {
     let mut conf = String::new();
     writeln!(conf, "# adminlb: Marathon and Mesos UIs, only from the admin CIDRs").unwrap();
     conf.push_str("worker_processes 1;\npid /run/nginx.pid;\nevents {\n    worker_connections 1024;\n}\nhttp {\n");
@@ -75,6 +79,13 @@ pub fn adminlb_conf(topology: &Topology, admin_sources: &[String]) -> String {
             writeln!(conf, "        allow {source};").unwrap();
         }
         conf.push_str("        deny all;\n");
+        if name == "marathon" {
+            writeln!(
+                conf,
+                "        location = /ui/paas.json {{\n            default_type application/json;\n            return 200 '{{\"appsPort\": {apps_port}}}';\n        }}"
+            )
+            .unwrap();
+        }
         writeln!(
             conf,
             "        location / {{\n            proxy_pass http://{name};\n            proxy_next_upstream error timeout http_502 http_503;\n        }}\n    }}"

@@ -88,3 +88,20 @@ fn elb_haproxy() {
         "HTTP:80/status"
     );
 }
+
+#[test]
+fn the_admin_entry_tells_marathons_screen_where_apps_are_served() {
+    let (mut spec, topology) = default_cluster();
+    spec.sim.http_port = 18080;
+    let adminlb = topology.node("adminlb-1").unwrap();
+    let apps_port = |config: NodeConfig| {
+        let conf = &config.files.iter().find(|f| f.path == paths::NGINX_CONF).unwrap().content;
+        let at = conf.find("location = /ui/paas.json").expect("the screen's settings are served");
+        let line = conf[at..].lines().find(|l| l.contains("return 200")).unwrap().to_owned();
+        assert_eq!(conf.matches("location = /ui/paas.json").count(), 2, "on both of Marathon's servers");
+        line
+    };
+    // On AWS the elb serves apps on port 80; in the sim the host's `[sim] http_port`.
+    assert!(apps_port(node_config(&spec, &topology, adminlb, &[])).contains(r#"{"appsPort": 80}"#));
+    assert!(apps_port(sim_node_config(&spec, &topology, adminlb, &[])).contains(r#"{"appsPort": 18080}"#));
+}

@@ -77,13 +77,31 @@ async function api(method, path, body, forced) {
 function appPath(id) { return "/v2/apps" + id.split("/").map(encodeURIComponent).join("/"); }
 function appHref(id) { return "#/apps" + id; }
 
-/** `/a` is served at a.<domain>, `/group/app` at app.group.<domain> (lb-sync's rule). */
+const ADMIN_PREFIX = "marathon.admin.";
+/** The port apps are served at, as the admin entry tells it (`/ui/paas.json`). */
+let appsPort = 80;
+
+/** Reads the admin entry's settings; a page served by Marathon itself has none. */
+async function loadSettings() {
+  if (!location.hostname.startsWith(ADMIN_PREFIX)) return;
+  try {
+    const response = await fetch("/ui/paas.json", { headers: { Accept: "application/json" } });
+    if (response.ok) appsPort = (await response.json()).appsPort || 80;
+  } catch (e) {
+    // No settings: links keep port 80.
+  }
+}
+
+/**
+ * Where an app is served: `/a` at a.<domain>, `/group/app` at app.group.<domain> (lb-sync's
+ * rule), on the apps' port. Null where the page is not reached through the admin entry.
+ */
 function appHost(id) {
-  const prefix = "marathon.admin.";
   const host = location.hostname;
-  if (!host.startsWith(prefix)) return null;
-  const domain = host.slice(prefix.length);
-  return id.split("/").filter(Boolean).reverse().join(".") + "." + domain;
+  if (!host.startsWith(ADMIN_PREFIX)) return null;
+  const name = id.split("/").filter(Boolean).reverse().join(".") + "." + host.slice(ADMIN_PREFIX.length);
+  const text = appsPort === 80 ? name : `${name}:${appsPort}`;
+  return { text, href: `http://${text}/` };
 }
 
 // ---------- errors ----------
@@ -196,7 +214,7 @@ function appsView(main) {
         h("td", { class: "num" }, app.instances),
         h("td", { class: "num" }, app.cpus),
         h("td", { class: "num" }, app.mem + " MiB"),
-        h("td", {}, host ? h("a", { href: "http://" + host + "/" }, host) : h("span", { class: "muted" }, "—")));
+        h("td", {}, host ? h("a", { href: host.href }, host.text) : h("span", { class: "muted" }, "—")));
     });
     list.replaceChildren(table(["ID", "Status", "Running", "Healthy", "Desired", "CPUs", "Memory", "Address"], rows,
       "No applications yet. Create one with the button above.",
@@ -289,7 +307,7 @@ function appView(main, id) {
       card("Running / desired", `${app.tasksRunning || 0} / ${app.instances}`),
       card("Healthy", String(app.tasksHealthy || 0)),
       card("CPUs · memory", `${app.cpus} · ${app.mem} MiB`),
-      card("Address", host ? h("a", { href: "http://" + host + "/" }, host) : "—"));
+      card("Address", host ? h("a", { href: host.href }, host.text) : "—"));
     const taskRows = (app.tasks || []).slice().sort((a, b) => a.id.localeCompare(b.id)).map((t) => {
       const health = taskHealth(app, t);
       const ports = (t.ports || []).join(",");
@@ -441,5 +459,7 @@ window.addEventListener("hashchange", route);
 // Leaving the page (a reload, another address) ends its stream and reads before the browser
 // cuts them.
 window.addEventListener("pagehide", () => { if (source) source.close(); reads.abort(); });
-route();
-listen();
+loadSettings().finally(() => {
+  route();
+  listen();
+});
