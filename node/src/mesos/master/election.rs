@@ -47,12 +47,17 @@ pub async fn contend(master: Arc<Master>, client: Client, registry: Registry, le
         let watcher = match lookup {
             Ok((member, watcher)) => {
                 let info = member.as_ref().and_then(|m| serde_json::from_slice::<MasterInfo>(&m.data).ok());
-                leader.send_if_modified(|current| {
-                    let changed = *current != info;
-                    *current = info;
-                    changed
-                });
+                let publish = |info| {
+                    leader.send_if_modified(|current| {
+                        let changed = *current != info;
+                        *current = info;
+                        changed
+                    });
+                };
                 let leads = member.as_ref().is_some_and(|m| m.name == me);
+                // This master is published as the leader only once it leads: until then its
+                // endpoints would redirect to itself (upstream's `elected()` is that same
+                // comparison, so a Mesos master never does).
                 if leads && !master.leading() {
                     let agents = tokio::time::timeout(Duration::from_secs(1), registry.agents()).await;
                     match agents {
@@ -69,8 +74,10 @@ pub async fn contend(master: Arc<Master>, client: Client, registry: Registry, le
                         }
                     }
                 } else if !leads && master.leading() {
+                    publish(info);
                     return anyhow::anyhow!("another master leads now");
                 }
+                publish(info);
                 Some(watcher)
             }
             Err(e) => {
