@@ -6,9 +6,8 @@
 //! policy) with the role's session from an instance-metadata stand-in at 169.254.169.254
 //! (IMDSv2 only). Never real AWS.
 //!
-//! The two tests share the metadata network's fixed subnet, so they run one at a time and
-//! beside no sim cluster (they take both places of the `docker` test group in
-//! `.config/nextest.toml`).
+//! The metadata network's subnet is fixed, so one stage serves both cases (a cluster that
+//! comes up, a node whose binary fails its checksum), and one run of this test at a time.
 
 mod http;
 mod instance;
@@ -37,14 +36,15 @@ const BOOT: Duration = Duration::from_secs(240);
 const CONVERGE: Duration = Duration::from_secs(240);
 
 /// The cluster the tests boot: 3 masters, 2 slaves, 1 lb and the adminlb over 3 AZs of
-/// [`s3::REGION`], on a VPC CIDR of its own (a /20 per test process), the host's address on
-/// it being an admin source.
+/// [`s3::REGION`], on a VPC CIDR of its own (a /20 per test process, within 10.250–255.x.x,
+/// which no other test's cluster uses, as it may run beside them), the host's address on it
+/// being an admin source.
 fn spec() -> ClusterSpec {
     let pid = std::process::id();
     let mut spec = ClusterSpec {
         name: format!("boot{pid}"),
         domain: "paas.test".into(),
-        vpc_cidr: format!("10.{}.{}.0/20", 150 + pid % 100, (pid / 100 % 16) * 16),
+        vpc_cidr: format!("10.{}.{}.0/20", 250 + pid % 6, (pid / 6 % 16) * 16),
         ..ClusterSpec::default()
     };
     spec.nodes.masters = 3;
@@ -168,8 +168,10 @@ where
     }
 }
 
+/// One stage for both cases (the metadata network's fixed subnet allows one stage at a time):
+/// the cluster, and beside it an lb whose user-data names a sha256 the artifact does not have.
 #[tokio::test(flavor = "multi_thread")]
-async fn every_node_boots_from_its_aws_user_data_and_the_cluster_serves_www_through_the_lb() {
+async fn every_node_boots_from_its_aws_user_data_and_serves_www_and_a_wrong_sha256_starts_nothing() {
     staged(|stage, spec| async move {
         let topology = place(&spec);
         let docker = &stage.docker;
@@ -178,6 +180,9 @@ async fn every_node_boots_from_its_aws_user_data_and_the_cluster_serves_www_thro
             let text = user_data(&spec, &topology, node, &stage.artifact);
             instances.push((node, stage.boot(node, &text).await));
         }
+        let (bad, wrong) = boot_with_a_wrong_sha256(&stage, &spec, &topology).await;
+
+        a_failed_boot_started_nothing(&stage, &bad, &wrong).await;
 
         // Each boot ran to its end: paas-node fetched, checked, installed, its unit running.
         for (node, instance) in &instances {
@@ -323,47 +328,59 @@ async fn every_node_boots_from_its_aws_user_data_and_the_cluster_serves_www_thro
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_node_whose_paas_node_fails_its_sha256_starts_nothing_and_says_why() {
-    staged(|stage, spec| async move {
-        let topology = place(&spec);
-        let docker = &stage.docker;
-        let node = topology.nodes_of(Role::Lb).next().unwrap();
-        // The object in the bucket is not the binary the user-data names.
-        let wrong = "0".repeat(64);
-        let artifact = NodeArtifact {
-            sha256: wrong.clone(),
-            ..stage.artifact.clone()
-        };
-        let instance = stage.boot(node, &user_data(&spec, &topology, node, &artifact)).await;
-        instance.wait_cloud_init(docker, BOOT).await;
+/// Boots a second lb, at an address no node has, whose user-data names a sha256 that is not the
+/// artifact's; returns it and that sha256.
+async fn boot_with_a_wrong_sha256(stage: &Stage, spec: &ClusterSpec, topology: &Topology) -> (Instance, String) {
+    let lb = topology.nodes_of(Role::Lb).next().unwrap();
+    let address = Ipv4Addr::from(u32::from(lb.address) + 50);
+    assert!(
+        topology.nodes.iter().all(|n| n.address != address),
+        "{address} is a node's"
+    );
+    let node = Node {
+        name: "lb-wrong-sha256".into(),
+        address,
+        ..lb.clone()
+    };
+    let wrong = "0".repeat(64);
+    let artifact = NodeArtifact {
+        sha256: wrong.clone(),
+        ..stage.artifact.clone()
+    };
+    let instance = stage.boot(&node, &user_data(spec, topology, &node, &artifact)).await;
+    (instance, wrong)
+}
 
-        let (code, reason) = instance.sh(docker, "cat /var/lib/paas/boot-failed").await;
-        assert_eq!(code, 0, "no boot-failed marker:\n{}", instance.console(docker).await);
-        assert!(
-            reason.contains("sha256 mismatch") && reason.contains(&format!("expected {wrong}")),
-            "{reason}"
-        );
-        assert!(
-            reason.contains(&stage.artifact.sha256),
-            "the marker names the sha256 found: {reason}"
-        );
-        let console = instance.console(docker).await;
-        assert!(console.contains("paas-boot: BOOT FAILED: sha256 mismatch"), "console:\n{console}");
-        let (_, journal) = instance.sh(docker, "journalctl -t paas-boot --no-pager").await;
-        assert!(journal.contains("BOOT FAILED: sha256 mismatch"), "journal:\n{journal}");
+/// The node fetched a binary whose sha256 is not `wrong`: it says why (marker, console,
+/// journal) and installs and starts nothing.
+async fn a_failed_boot_started_nothing(stage: &Stage, instance: &Instance, wrong: &str) {
+    let docker = &stage.docker;
+    instance.wait_cloud_init(docker, BOOT).await;
 
-        // Nothing was installed or started: no paas-node, no unit, nothing of the node's.
-        let (code, _) = instance.sh(docker, "test -e /usr/local/bin/paas-node").await;
-        assert_ne!(code, 0, "paas-node was installed");
-        let (_, state) = instance.sh(docker, "systemctl is-active paas-node.service").await;
-        assert_eq!(state.trim(), "inactive", "paas-node.service");
-        let (_, processes) = instance.sh(docker, "ps -eo comm=").await;
-        for program in ["paas-node", "nginx"] {
-            assert!(!processes.lines().any(|p| p.trim() == program), "{program} runs:\n{processes}");
-        }
-        // The node is down, as a failed boot should leave it: its lb port is closed.
-        assert!(get(instance.address, "status.invalid", "/status").await.is_none(), "the lb answers");
-    })
-    .await;
+    let (code, reason) = instance.sh(docker, "cat /var/lib/paas/boot-failed").await;
+    assert_eq!(code, 0, "no boot-failed marker:\n{}", instance.console(docker).await);
+    assert!(
+        reason.contains("sha256 mismatch") && reason.contains(&format!("expected {wrong}")),
+        "{reason}"
+    );
+    assert!(
+        reason.contains(&stage.artifact.sha256),
+        "the marker names the sha256 found: {reason}"
+    );
+    let console = instance.console(docker).await;
+    assert!(console.contains("paas-boot: BOOT FAILED: sha256 mismatch"), "console:\n{console}");
+    let (_, journal) = instance.sh(docker, "journalctl -t paas-boot --no-pager").await;
+    assert!(journal.contains("BOOT FAILED: sha256 mismatch"), "journal:\n{journal}");
+
+    // Nothing was installed or started: no paas-node, no unit, nothing of the node's.
+    let (code, _) = instance.sh(docker, "test -e /usr/local/bin/paas-node").await;
+    assert_ne!(code, 0, "paas-node was installed");
+    let (_, state) = instance.sh(docker, "systemctl is-active paas-node.service").await;
+    assert_eq!(state.trim(), "inactive", "paas-node.service");
+    let (_, processes) = instance.sh(docker, "ps -eo comm=").await;
+    for program in ["paas-node", "nginx"] {
+        assert!(!processes.lines().any(|p| p.trim() == program), "{program} runs:\n{processes}");
+    }
+    // The node is down, as a failed boot should leave it: its lb port is closed.
+    assert!(get(instance.address, "status.invalid", "/status").await.is_none(), "the lb answers");
 }
