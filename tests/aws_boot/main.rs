@@ -333,10 +333,7 @@ async fn every_node_boots_from_its_aws_user_data_and_serves_www_and_a_wrong_sha2
 async fn boot_with_a_wrong_sha256(stage: &Stage, spec: &ClusterSpec, topology: &Topology) -> (Instance, String) {
     let lb = topology.nodes_of(Role::Lb).next().unwrap();
     let address = Ipv4Addr::from(u32::from(lb.address) + 50);
-    assert!(
-        topology.nodes.iter().all(|n| n.address != address),
-        "{address} is a node's"
-    );
+    assert!(topology.nodes.iter().all(|n| n.address != address), "{address} is a node's");
     let node = Node {
         name: "lb-wrong-sha256".into(),
         address,
