@@ -178,11 +178,20 @@ async fn a_taken_port_is_named_in_the_error_and_leaves_no_container() {
         .expect_err("the elb cannot publish a taken port");
     let chain = format!("{:#}", anyhow::Error::new(err));
     assert!(chain.contains(&format!("127.0.0.1:{}", cluster.spec.sim.http_port)), "{chain}");
-    let observed = cluster.backend.list(cluster.name()).await.unwrap();
-    assert!(
-        !observed.iter().any(|o| o.kind() == ResourceKind::LoadBalancer),
-        "a half-made elb was left: {observed:?}"
-    );
+    // Docker may still list the removed container for a moment, in state "removing".
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let observed = cluster.backend.list(cluster.name()).await.unwrap();
+        let elb: Vec<_> = observed.iter().filter(|o| o.kind() == ResourceKind::LoadBalancer).collect();
+        if elb.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && elb.iter().all(|o| o.attrs.get("state").map(String::as_str) == Some("removing")),
+            "a half-made elb was left: {observed:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     cluster.destroy().await;
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
 }
