@@ -25,6 +25,8 @@ enum Program {
     Marathon(paas_node::marathon::Args),
     /// A node's init (sim container or AWS instance): writes its files, runs and restarts its programs, forwards signals.
     Supervise(paas_node::supervise::Args),
+    /// Installs a node's staged configuration (`node.next.json`): writes its files, then moves it over `node.json`.
+    Configure(paas_node::supervise::ConfigureArgs),
     /// Delays the packets of an NFQUEUE in userspace (this kernel has no `tc netem`), for chaos `delay` faults.
     Netdelay(paas_node::netdelay::Args),
 }
@@ -45,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             Program::Marathon(args) => paas_node::marathon::run(args).await,
             Program::MesosAgent(args) => paas_node::mesos::agent::run(args).await,
             Program::Supervise(args) => paas_node::supervise::run(args).await,
+            Program::Configure(args) => paas_node::supervise::configure(args),
             Program::Netdelay(args) => Ok(paas_node::netdelay::run(args).await?),
         }
     })

@@ -14,10 +14,11 @@ use futures::StreamExt;
 use ipnet::Ipv4Net;
 use paas_core::Role;
 use paas_core::backend::{Backend, BackendError, NodeOp, Observed, Resolved};
-use paas_core::render::NodeConfig;
+use paas_core::render::{ConfigFile, NodeConfig};
 use paas_core::resource::{NodeHost, Resource, ResourceKind, ResourceSpec};
 
-use crate::container::{self, ContainerPlan, NODE_CONFIG_PATH, UPDATE_FINGERPRINT_PATH};
+use crate::container::{self, ContainerPlan, NODE_CONFIG_PATH, NODE_CONFIG_STAGED_PATH, UPDATE_FINGERPRINT_PATH};
+use crate::images::NODE_BINARY_IN_IMAGE;
 use crate::labels;
 
 /// Why the Docker engine could not be used at all.
@@ -177,15 +178,18 @@ impl DockerBackend {
         Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
     }
 
-    async fn upload_config(&self, container: &str, id: &str, config: &NodeConfig, extra: &[(&str, &[u8])]) -> Result<(), BackendError> {
+    async fn upload_config(&self, container: &str, id: &str, config: &NodeConfig) -> Result<(), BackendError> {
         let json = serde_json::to_vec_pretty(config).expect("node configuration serializes");
-        let mut files: Vec<(&str, &[u8], u32)> = vec![(NODE_CONFIG_PATH, &json, 0o644)];
+        let mut files: Vec<(&str, &[u8])> = vec![(NODE_CONFIG_PATH, &json)];
         // The files themselves too, so a container can be inspected (or run by another
         // init) before the supervisor writes them.
-        for file in &config.files {
-            files.push((&file.path, file.content.as_bytes(), 0o644));
-        }
-        files.extend(extra.iter().map(|(p, c)| (*p, *c, 0o644)));
+        files.extend(config.files.iter().map(|f| (f.path.as_str(), f.content.as_bytes())));
+        self.upload_files(container, id, &files).await
+    }
+
+    /// Copies `files` (path, content) into a container, each readable by all.
+    async fn upload_files(&self, container: &str, id: &str, files: &[(&str, &[u8])]) -> Result<(), BackendError> {
+        let files: Vec<(&str, &[u8], u32)> = files.iter().map(|(p, c)| (*p, *c, 0o644)).collect();
         let archive = crate::images::tar_files(&files);
         self.docker
             .upload_to_container(
@@ -240,7 +244,7 @@ impl DockerBackend {
                     .await
                     .map_err(|e| map_err("join network", id, e))?;
             }
-            self.upload_config(&created.id, id, &plan.config, &[]).await?;
+            self.upload_config(&created.id, id, &plan.config).await?;
             self.docker
                 .start_container(&created.id, None::<bollard::query_parameters::StartContainerOptions>)
                 .await
@@ -526,28 +530,48 @@ impl Backend for DockerBackend {
                 "only the load balancer changes in place in the sim",
             ));
         };
-        let config = container::elb_config(lb);
         let fingerprint = resource.fingerprint();
-        self.upload_config(
-            &current.provider_id,
-            &id,
-            &config,
-            &[(UPDATE_FINGERPRINT_PATH, fingerprint.update.as_bytes())],
-        )
-        .await?;
-        if current.attrs.get("state").map(String::as_str) == Some("running") {
-            // HAProxy's master process reloads its configuration on SIGUSR2, keeping
-            // established connections; the oldest haproxy process is the master.
-            let code = self
-                .exec(&current.provider_id, &id, &["pkill", "-USR2", "-o", "-x", "haproxy"])
-                .await?;
-            if code != 0 {
+        let mut config = container::elb_config(lb);
+        config.files.push(ConfigFile {
+            path: UPDATE_FINGERPRINT_PATH.into(),
+            content: fingerprint.update.clone(),
+        });
+        let json = serde_json::to_vec_pretty(&config).expect("node configuration serializes");
+        self.upload_files(&current.provider_id, &id, &[(NODE_CONFIG_STAGED_PATH, &json)])
+            .await?;
+        match current.attrs.get("state").map(String::as_str) {
+            Some("running") => {
+                let configure = [NODE_BINARY_IN_IMAGE, "configure", "--config", NODE_CONFIG_PATH];
+                let (code, output) = self.exec_output(&current.provider_id, &id, &configure).await?;
+                if code != 0 {
+                    return Err(BackendError::failed(
+                        "update",
+                        &id,
+                        format!("installing the new HAProxy configuration failed (exit {code}): {}", output.trim()),
+                    ));
+                }
+                // HAProxy's master process reloads its configuration on SIGUSR2, keeping
+                // established connections; the oldest haproxy process is the master.
+                let code = self
+                    .exec(&current.provider_id, &id, &["pkill", "-USR2", "-o", "-x", "haproxy"])
+                    .await?;
+                if code != 0 {
+                    return Err(BackendError::failed(
+                        "update",
+                        &id,
+                        format!("signalling HAProxy to reload failed (pkill exit {code})"),
+                    ));
+                }
+            }
+            Some("paused") => {
                 return Err(BackendError::failed(
                     "update",
                     &id,
-                    format!("signalling HAProxy to reload failed (pkill exit {code})"),
+                    "the elb is paused, so its new configuration is staged but not installed: unpause it (`paas chaos heal`) and apply again",
                 ));
             }
+            // A stopped elb's supervisor installs the staged configuration when it starts.
+            _ => {}
         }
         let mut observed = self.observed_container(cluster, &current.provider_id, &id).await?;
         observed.fingerprint = fingerprint;

@@ -21,8 +21,15 @@ use crate::labels;
 /// starts; `paas-node supervise` reads it.
 pub const NODE_CONFIG_PATH: &str = "/etc/paas/node.json";
 
+/// Where an in-place update stages a node's new configuration. `paas-node configure` (or the
+/// supervisor, at its next start) installs it from inside the container: Docker's copy into a
+/// container must not replace a file the node itself has replaced, as on fuse-overlayfs that
+/// shows the image's original file under the new bytes.
+pub const NODE_CONFIG_STAGED_PATH: &str = "/etc/paas/node.next.json";
+
 /// Where a load balancer container keeps the fingerprint of its last in-place update (labels
-/// cannot change after creation).
+/// cannot change after creation); one of the files of the staged configuration, so it changes
+/// only once the update is installed.
 pub const UPDATE_FINGERPRINT_PATH: &str = "/etc/paas/update-fingerprint";
 
 /// The Docker network of a cluster.

@@ -1,7 +1,7 @@
 //! The node configuration the supervisor reads: `paas_core`'s [`NodeConfig`] as JSON, so the
 //! file core renders and the file a node reads cannot drift apart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 pub use paas_core::render::{ConfigFile as NodeFile, NodeConfig, Program as NodeProgram};
@@ -25,4 +25,26 @@ pub fn write_files(config: &NodeConfig) -> anyhow::Result<()> {
         std::fs::rename(&temporary, path).with_context(|| format!("moving {} into place", path.display()))?;
     }
     Ok(())
+}
+
+/// Where a new configuration for `config` waits to be installed: `node.json` has
+/// `node.next.json`. It is written from outside the node (the sim's Docker backend copies it into
+/// the container), never over a file the node itself replaced, which some overlay filesystems
+/// get wrong, so it is only ever a fresh file.
+pub fn staged_path(config: &Path) -> PathBuf {
+    config.with_extension("next.json")
+}
+
+/// Installs the configuration staged beside `config`, if there is one: writes its files, each
+/// atomically, then moves it over `config`. An install cut short leaves it staged, and the next
+/// install does it all again. Returns whether one was staged.
+pub fn install_staged(config: &Path) -> anyhow::Result<bool> {
+    let staged = staged_path(config);
+    if !staged.exists() {
+        return Ok(false);
+    }
+    let next = read(&staged)?;
+    write_files(&next)?;
+    std::fs::rename(&staged, config).with_context(|| format!("moving {} to {}", staged.display(), config.display()))?;
+    Ok(true)
 }

@@ -7,6 +7,9 @@
 //! programs and exits once they are gone. Each program's output goes to its own log file
 //! (`<log-dir>/<program>.log`, for `paas sim logs --process`) and to stdout prefixed with the
 //! program's name (for `docker logs`).
+//!
+//! A new configuration is staged beside the old one (`node.next.json`) and installed by
+//! `paas-node configure` on a running node, or by the supervisor when it starts.
 
 mod command;
 mod config;
@@ -43,6 +46,28 @@ pub struct Args {
     pub max_backoff: Duration,
 }
 
+/// Flags of `paas-node configure`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigureArgs {
+    /// The node's configuration; the new one is staged beside it as `<name>.next.json`.
+    #[arg(long, default_value = "/etc/paas/node.json")]
+    pub config: PathBuf,
+}
+
+/// Installs the staged configuration on a running node: its files, then the configuration the
+/// supervisor reads at its next start. Programs are neither restarted nor signalled: reloading
+/// is the caller's business. Fails when nothing is staged.
+pub fn configure(args: ConfigureArgs) -> anyhow::Result<()> {
+    if !config::install_staged(&args.config)? {
+        anyhow::bail!(
+            "no configuration is staged at {}: write the new configuration there first",
+            config::staged_path(&args.config).display()
+        );
+    }
+    println!("installed {}", args.config.display());
+    Ok(())
+}
+
 /// Runs the node until SIGTERM or SIGINT, then stops its programs and returns.
 ///
 /// Fails when the configuration cannot be read or a file cannot be written; a program that
@@ -56,6 +81,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
+    // A configuration staged while the node was stopped takes effect now.
+    if config::install_staged(&args.config)? {
+        println!(
+            "[supervise] installed the staged configuration {}",
+            config::staged_path(&args.config).display()
+        );
+    }
     let config = config::read(&args.config)?;
     config::write_files(&config)?;
     std::fs::create_dir_all(&args.log_dir).with_context(|| format!("creating the log directory {}", args.log_dir.display()))?;

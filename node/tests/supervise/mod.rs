@@ -21,20 +21,13 @@ impl Supervisor {
     /// temporary directory, content).
     fn start(programs: &[(&str, &[&str])], files: &[(&str, &str)]) -> Supervisor {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
-        let files: Vec<_> = files
-            .iter()
-            .map(|(path, content)| serde_json::json!({"path": dir.path().join(path), "content": content}))
-            .collect();
-        // `{dir}` in an argument stands for the temporary directory.
-        let programs: Vec<_> = programs
-            .iter()
-            .map(|(name, args)| {
-                let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &dir.path().display().to_string())).collect();
-                serde_json::json!({"name": name, "args": args})
-            })
-            .collect();
+        std::fs::write(dir.path().join("node.json"), config_json(dir.path(), programs, files)).unwrap();
+        Supervisor::start_in(dir)
+    }
+
+    /// Starts `paas-node supervise` on the `node.json` (and whatever else) already in `dir`.
+    fn start_in(dir: tempfile::TempDir) -> Supervisor {
         let config = dir.path().join("node.json");
-        std::fs::write(&config, serde_json::json!({"files": files, "programs": programs}).to_string()).unwrap();
         let child = Command::new(paas_node_binary())
             .arg("supervise")
             .arg("--config")
@@ -85,6 +78,23 @@ impl Drop for Supervisor {
     }
 }
 
+/// A node configuration of `programs` (name, args) and `files` (path under `dir`, content);
+/// `{dir}` in an argument stands for `dir`.
+fn config_json(dir: &Path, programs: &[(&str, &[&str])], files: &[(&str, &str)]) -> String {
+    let files: Vec<_> = files
+        .iter()
+        .map(|(path, content)| serde_json::json!({"path": dir.join(path), "content": content}))
+        .collect();
+    let programs: Vec<_> = programs
+        .iter()
+        .map(|(name, args)| {
+            let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &dir.display().to_string())).collect();
+            serde_json::json!({"name": name, "args": args})
+        })
+        .collect();
+    serde_json::json!({"files": files, "programs": programs}).to_string()
+}
+
 fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
@@ -102,6 +112,70 @@ async fn writes_the_files_before_the_programs_start() {
     })
     .await;
     assert_eq!(read(&sup.path("etc/app/app.conf")).as_deref(), Some("listen 80\n"));
+}
+
+#[tokio::test]
+async fn a_configuration_staged_while_stopped_is_installed_when_the_supervisor_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = config_json(dir.path(), &[("sh", &["-c", "sleep 30"])], &[("app.conf", "old\n")]);
+    let new = config_json(
+        dir.path(),
+        &[("sh", &["-c", "cat {dir}/app.conf; sleep 30"])],
+        &[("app.conf", "new\n")],
+    );
+    std::fs::write(dir.path().join("node.json"), &old).unwrap();
+    std::fs::write(dir.path().join("node.next.json"), &new).unwrap();
+    let sup = Supervisor::start_in(dir);
+    // The staged configuration's program runs, on the staged configuration's file.
+    eventually(Duration::from_secs(5), "the staged file's content in the program's log", || {
+        let log = sup.log("sh");
+        async move { log.contains("new").then_some(()) }
+    })
+    .await;
+    assert_eq!(read(&sup.path("node.json")), Some(new), "node.json is the staged configuration");
+    assert!(
+        !sup.path("node.next.json").exists(),
+        "the staged configuration was moved, not copied"
+    );
+}
+
+#[tokio::test]
+async fn configure_installs_the_staged_files_on_a_running_node_and_refuses_when_nothing_is_staged() {
+    let sup = Supervisor::start(&[("sh", &["-c", "sleep 30"])], &[("app.conf", "old\n")]);
+    eventually(Duration::from_secs(5), "the first file", || {
+        let content = read(&sup.path("app.conf"));
+        async move { (content.as_deref() == Some("old\n")).then_some(()) }
+    })
+    .await;
+    let configure = || {
+        Command::new(paas_node_binary())
+            .arg("configure")
+            .arg("--config")
+            .arg(sup.path("node.json"))
+            .output()
+            .expect("running paas-node configure")
+    };
+    // Shorter than what it replaces: nothing of the old file may remain.
+    let new = config_json(sup.dir.path(), &[("sh", &["-c", "sleep 30"])], &[("app.conf", "n\n")]);
+    std::fs::write(sup.path("node.next.json"), &new).unwrap();
+    let installed = configure();
+    assert!(installed.status.success(), "{installed:?}");
+    assert_eq!(read(&sup.path("app.conf")).as_deref(), Some("n\n"));
+    assert_eq!(read(&sup.path("node.json")), Some(new));
+    assert!(!sup.path("node.next.json").exists());
+
+    let refused = configure();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("no configuration is staged at") && stderr.contains("node.next.json"),
+        "{stderr}"
+    );
+    assert_eq!(
+        read(&sup.path("app.conf")).as_deref(),
+        Some("n\n"),
+        "a refused configure changes nothing"
+    );
 }
 
 #[tokio::test]

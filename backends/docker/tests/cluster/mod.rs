@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use paas_core::backend::{Backend, NodeOp};
 use paas_core::engine::Action;
-use paas_core::resource::ResourceKind;
+use paas_core::resource::{ResourceKind, ResourceSpec};
 
 use crate::support::{TestCluster, eventually, four_letter, http_get, node_image, within};
 
@@ -97,6 +97,19 @@ async fn removing_an_lb_updates_the_elb_in_place() {
     // The new member list is recorded where list finds it: nothing more to do.
     let again = cluster.engine().plan(&cluster.graph()).await.unwrap();
     assert!(again.is_empty(), "{}", again.summary());
+    // The elb holds exactly the new HAProxy file (a copy over the file the node wrote once
+    // showed the image's original file under the new bytes).
+    let (code, installed) = cluster
+        .backend
+        .exec_output(&elb_after.provider_id, "elb", &["cat", "/etc/haproxy/haproxy.cfg"])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{installed}");
+    let graph = cluster.graph();
+    let ResourceSpec::LoadBalancer(lb) = &graph.get(&elb_after.id).unwrap().spec else {
+        panic!("the elb is not a load balancer in the graph");
+    };
+    assert_eq!(installed, paas_docker::container::elb_config(lb).files[0].content);
     // And HAProxy, reloaded, still serves through the remaining lb.
     let elb = format!("127.0.0.1:{}", cluster.spec.sim.http_port);
     let served = within(Duration::from_secs(30), || {
