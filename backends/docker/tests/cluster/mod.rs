@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use paas_core::backend::{Backend, NodeOp};
+use paas_core::backend::{Backend, NodeOp, Observed};
 use paas_core::engine::Action;
 use paas_core::resource::{ResourceKind, ResourceSpec};
 
@@ -99,17 +99,8 @@ async fn removing_an_lb_updates_the_elb_in_place() {
     assert!(again.is_empty(), "{}", again.summary());
     // The elb holds exactly the new HAProxy file (a copy over the file the node wrote once
     // showed the image's original file under the new bytes).
-    let (code, installed) = cluster
-        .backend
-        .exec_output(&elb_after.provider_id, "elb", &["cat", "/etc/haproxy/haproxy.cfg"])
-        .await
-        .unwrap();
-    assert_eq!(code, 0, "{installed}");
-    let graph = cluster.graph();
-    let ResourceSpec::LoadBalancer(lb) = &graph.get(&elb_after.id).unwrap().spec else {
-        panic!("the elb is not a load balancer in the graph");
-    };
-    assert_eq!(installed, paas_docker::container::elb_config(lb).files[0].content);
+    let (installed, rendered) = haproxy_files(&cluster, elb_after).await;
+    assert_eq!(installed, rendered);
     // And HAProxy, reloaded, still serves through the remaining lb.
     let elb = format!("127.0.0.1:{}", cluster.spec.sim.http_port);
     let served = within(Duration::from_secs(30), || {
@@ -124,8 +115,48 @@ async fn removing_an_lb_updates_the_elb_in_place() {
             cluster.logs("lb-1").await
         );
     }
+
+    // A paused elb cannot take a new configuration: the apply says so, and the update stays due.
+    cluster.backend.node_op(cluster.name(), elb_after, NodeOp::Pause).await.unwrap();
+    cluster.respec(|spec| spec.nodes.lbs = 2);
+    let backend = &cluster.backend;
+    let refused = cluster.engine().apply(&cluster.graph(), "test apply", &|_| {}).await;
+    // The chain, as the CLI prints it.
+    let error = format!(
+        "{:#}",
+        anyhow::Error::new(refused.expect_err("an update of a paused elb must fail"))
+    );
+    assert!(error.contains("the elb is paused") && error.contains("paas chaos heal"), "{error}");
+    // A stopped one is updated all the same, and its supervisor installs the update when it
+    // starts: two lbs in HAProxy's file, and nothing more to do.
+    backend.node_op(cluster.name(), elb_after, NodeOp::Unpause).await.unwrap();
+    backend.node_op(cluster.name(), elb_after, NodeOp::Stop).await.unwrap();
+    cluster.apply().await;
+    backend.node_op(cluster.name(), elb_after, NodeOp::Start).await.unwrap();
+    let (installed, rendered) = eventually(Duration::from_secs(10), "the started elb to hold its new HAProxy file", || async {
+        Some(haproxy_files(&cluster, elb_after).await).filter(|(installed, rendered)| installed == rendered)
+    })
+    .await;
+    assert!(rendered.contains("server lb-2 "), "{installed}");
+    let again = cluster.engine().plan(&cluster.graph()).await.unwrap();
+    assert!(again.is_empty(), "{}", again.summary());
     cluster.destroy().await;
     assert_eq!(cluster.leftovers().await, Vec::<String>::new());
+}
+
+/// The HAProxy file the elb `elb` holds, and the one rendered for the cluster's spec.
+async fn haproxy_files(cluster: &TestCluster, elb: &Observed) -> (String, String) {
+    let (code, installed) = cluster
+        .backend
+        .exec_output(&elb.provider_id, "elb", &["cat", "/etc/haproxy/haproxy.cfg"])
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{installed}");
+    let graph = cluster.graph();
+    let ResourceSpec::LoadBalancer(lb) = &graph.get(&elb.id).unwrap().spec else {
+        panic!("the elb is not a load balancer in the graph");
+    };
+    (installed, paas_docker::container::elb_config(lb).files[0].content.clone())
 }
 
 #[tokio::test]
