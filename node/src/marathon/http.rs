@@ -28,7 +28,7 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::app::{self, DefinitionError};
-use super::model::{App, World, event_plan, timestamp};
+use super::model::{App, Stopping, World, event_plan, timestamp};
 use super::store::{AppRecord, GroupRecord};
 use super::wire::{self, AppVersion, DeploymentResult, LOCAL_PORT_MAX, LOCAL_PORT_MIN, VersionInfo};
 
@@ -753,19 +753,36 @@ async fn delete_app(shared: &Shared, id: &str, params: &Params) -> Response {
     remove_app(shared, id).await
 }
 
-/// Deletes an app (its tasks are then killed by the scheduler as orphans).
+/// Deletes an app at once; its `StopApplication` deployment lasts until the scheduler has
+/// killed its tasks and Mesos has reported them gone.
 async fn remove_app(shared: &Shared, id: &str) -> Response {
     if let Err(e) = shared.store.delete_app(&shared.zk, id).await {
         return message(StatusCode::SERVICE_UNAVAILABLE, format!("cannot delete the app: {e}"));
     }
-    shared.world.lock().apps.remove(id);
+    let deployment = uuid::Uuid::new_v4().to_string();
     let now = timestamp(SystemTime::now());
-    emit(shared, json!({ "eventType": "app_terminated_event", "appId": id }));
+    {
+        let mut world = shared.world.lock();
+        if let Some(app) = world.apps.remove(id) {
+            let tasks = world.tasks_of(id).map(|t| t.id.clone()).collect();
+            let stopping = Stopping {
+                app,
+                version: now.clone(),
+                tasks,
+            };
+            world.stopping.insert(deployment.clone(), stopping);
+        }
+    }
+    let plan = event_plan(&deployment, &now, Some(("StopApplication", id)));
+    emit(
+        shared,
+        json!({ "eventType": "deployment_info", "plan": plan, "currentStep": { "actions": [{ "action": "StopApplication", "app": id }] } }),
+    );
     shared.wake.notify_one();
     reply(
         StatusCode::OK,
         DeploymentResult {
-            deployment_id: uuid::Uuid::new_v4().to_string(),
+            deployment_id: deployment,
             version: now,
         },
     )
@@ -874,7 +891,7 @@ async fn kill_selected(
         let mut killed = Vec::new();
         let mut per_app: BTreeMap<String, u32> = BTreeMap::new();
         for task in world.tasks.values_mut().filter(|t| t.is_active() && select(t)) {
-            task.killing = true;
+            task.killing = Some(Instant::now());
             *per_app.entry(task.app_id.clone()).or_default() += 1;
             killed.push(task.clone());
         }
@@ -1018,6 +1035,10 @@ async fn cancel_deployment(State(shared): State<Arc<Shared>>, uri: Uri, Path(id)
         Err(r) => return r,
     };
     let _change = shared.changes.lock().await;
+    let stopping = shared.world.lock().stopping.remove(&id);
+    if let Some(stopping) = stopping {
+        return cancel_stop(&shared, &uri, &id, stopping, force).await;
+    }
     let app = shared
         .world
         .lock()
@@ -1060,6 +1081,25 @@ async fn cancel_deployment(State(shared): State<Arc<Shared>>, uri: Uri, Path(id)
                 Err(r) => r,
             }
         }
+    }
+}
+
+/// Cancels a deleted app's deployment: with `force` its tasks are still killed but the
+/// deployment is forgotten; without, the app comes back as it was (a new deployment).
+async fn cancel_stop(shared: &Shared, uri: &Uri, id: &str, stopping: Stopping, force: bool) -> Response {
+    let app = &stopping.app.spec.id;
+    let plan = event_plan(id, &stopping.version, Some(("StopApplication", app)));
+    let reason = if force { "canceled" } else { "rolled back" };
+    emit(
+        shared,
+        json!({ "eventType": "deployment_failed", "id": id, "plan": plan, "reason": reason }),
+    );
+    if force {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    match commit(shared, uri, &stopping.app.definition.to_map(), Change::Update).await {
+        Ok(result) => reply(StatusCode::OK, result),
+        Err(r) => r,
     }
 }
 

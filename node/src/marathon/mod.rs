@@ -251,7 +251,7 @@ async fn take_over(shared: &Shared) -> anyhow::Result<()> {
                     };
                     checks
                 ],
-                killing: false,
+                killing: None,
             },
         );
     }

@@ -85,13 +85,14 @@ pub struct Task {
     /// When it became TASK_RUNNING here (health grace counts from it).
     pub running_since: Option<Instant>,
     pub health: Vec<HealthResult>,
-    /// Asked to die: no longer counted towards the app's instances.
-    pub killing: bool,
+    /// When it was last asked to die (`None`: it was not): no longer counted towards the
+    /// app's instances, and asked again until Mesos reports it gone.
+    pub killing: Option<Instant>,
 }
 
 impl Task {
     pub fn is_active(&self) -> bool {
-        !self.killing && !self.state.is_terminal()
+        self.killing.is_none() && !self.state.is_terminal()
     }
 
     /// Healthy when every health check's last result was a success (and there is at least one).
@@ -138,11 +139,24 @@ impl Task {
     }
 }
 
+/// A deleted app whose tasks are still being killed: Marathon's `StopApplication`
+/// deployment, which ends (with `app_terminated_event`) once Mesos reports them gone.
+#[derive(Debug, Clone)]
+pub struct Stopping {
+    /// The app as it was, for a rollback.
+    pub app: App,
+    pub version: String,
+    /// Its tasks when it was deleted.
+    pub tasks: Vec<String>,
+}
+
 /// The leader's whole view.
 #[derive(Debug, Default)]
 pub struct World {
     pub apps: BTreeMap<String, App>,
     pub tasks: BTreeMap<String, Task>,
+    /// Deleted apps' deployments, by deployment id.
+    pub stopping: BTreeMap<String, Stopping>,
     /// Groups that were posted (with their dependencies), by id.
     pub groups: BTreeMap<String, super::store::GroupRecord>,
 }
@@ -187,8 +201,12 @@ impl World {
     }
 
     /// Whether an app's tasks match its definition: enough running (and healthy, if checked),
-    /// none too many, none of an older version.
+    /// none too many, none of an older version, and none still dying (Marathon's deployment
+    /// steps wait until the tasks they kill are reported terminal).
     pub fn converged(&self, app: &App) -> bool {
+        if self.tasks_of(&app.spec.id).any(|t| t.killing.is_some()) {
+            return false;
+        }
         let active: Vec<&Task> = self.tasks_of(&app.spec.id).filter(|t| t.is_active()).collect();
         let ready = active
             .iter()
@@ -205,21 +223,28 @@ impl World {
 
     /// `GET /v2/deployments`.
     pub fn deployments_json(&self) -> Value {
+        let running = self.apps.values().filter_map(|app| {
+            let action = if app.replacing { "RestartApplication" } else { "ScaleApplication" };
+            app.deployment
+                .as_deref()
+                .map(|id| (id, app.version.as_str(), action, app.spec.id.as_str()))
+        });
+        let stopping = self
+            .stopping
+            .iter()
+            .map(|(id, s)| (id.as_str(), s.version.as_str(), "StopApplication", s.app.spec.id.as_str()));
         json!(
-            self.apps
-                .values()
-                .filter_map(|app| app.deployment.as_ref().map(|id| {
-                    let action = if app.replacing { "RestartApplication" } else { "ScaleApplication" };
-                    json!({
-                        "id": id,
-                        "version": app.version,
-                        "affectedApps": [app.spec.id],
-                        "affectedPods": [],
-                        "steps": [{ "actions": [{ "action": action, "app": app.spec.id }] }],
-                        "currentActions": [{ "action": action, "app": app.spec.id, "readinessCheckResults": [] }],
-                        "currentStep": 1,
-                        "totalSteps": 1,
-                    })
+            running
+                .chain(stopping)
+                .map(|(id, version, action, app)| json!({
+                    "id": id,
+                    "version": version,
+                    "affectedApps": [app],
+                    "affectedPods": [],
+                    "steps": [{ "actions": [{ "action": action, "app": app }] }],
+                    "currentActions": [{ "action": action, "app": app, "readinessCheckResults": [] }],
+                    "currentStep": 1,
+                    "totalSteps": 1,
                 }))
                 .collect::<Vec<_>>()
         )

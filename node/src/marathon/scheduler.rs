@@ -28,6 +28,9 @@ const REFUSE_SECONDS: f64 = 1.0;
 const MAX_INSTANCES_PER_OFFER: u32 = 5;
 /// A task running this long without failing resets its app's backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// A kill not yet confirmed by Mesos is sent again after this long (Marathon's
+/// `--kill_retry_timeout` default).
+const KILL_RETRY: Duration = Duration::from_secs(10);
 
 struct HealthOutcome {
     task_id: String,
@@ -338,7 +341,7 @@ async fn on_offers(shared: &Arc<Shared>, scheduler: &Scheduler, offers: Vec<v1::
                     started_at: None,
                     running_since: None,
                     health: vec![HealthResult::default(); app.spec.health_checks.len()],
-                    killing: false,
+                    killing: None,
                 };
                 let info = task_info(&app.spec, &id, &offer.agent_id, &launch.ports);
                 launches.entry(launch.offer).or_default().push((task, info));
@@ -444,7 +447,7 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
                 "agentId": task.agent_id,
                 "host": task.host,
                 "runSpecVersion": task.version,
-                "goal": if task.killing { "Stopped" } else { "Running" },
+                "goal": if task.killing.is_some() { "Stopped" } else { "Running" },
             })
         });
         let event = changed.then(|| {
@@ -466,7 +469,7 @@ async fn on_update(shared: &Arc<Shared>, scheduler: &Scheduler, status: v1::Task
         let task = task.clone();
         if terminal {
             world.tasks.remove(&id);
-            if !task.killing
+            if task.killing.is_none()
                 && let Some(app) = world.apps.get_mut(&task.app_id)
             {
                 app.failures += 1;
@@ -560,12 +563,15 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
         let mut world = shared.world.lock();
         let launch_timeout = shared.config.task_launch_timeout;
         let apps: Vec<App> = world.apps.values().cloned().collect();
+        let deleted: Vec<String> = world.stopping.values().flat_map(|s| s.tasks.iter().cloned()).collect();
         for task in world.tasks.values_mut() {
-            let orphaned = !apps.iter().any(|a| a.spec.id == task.app_id);
+            // A deleted app's task stays deleted even if an app of its id comes back.
+            let orphaned = !apps.iter().any(|a| a.spec.id == task.app_id) || deleted.contains(&task.id);
             let stuck = matches!(task.state, TaskState::Staging | TaskState::Starting)
                 && task.staged_at.elapsed().unwrap_or_default() > launch_timeout;
-            if task.is_active() && (orphaned || stuck) {
-                task.killing = true;
+            let unconfirmed = task.killing.is_some_and(|at| now - at > KILL_RETRY);
+            if (task.is_active() && (orphaned || stuck)) || unconfirmed {
+                task.killing = Some(now);
                 kills.push((task.id.clone(), task.agent_id.clone()));
             }
         }
@@ -598,7 +604,7 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
             }
             for v in victims {
                 if let Some(t) = world.tasks.get_mut(&v.id) {
-                    t.killing = true;
+                    t.killing = Some(now);
                     kills.push((t.id.clone(), t.agent_id.clone()));
                 }
             }
@@ -616,20 +622,43 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
             let app = world.apps[&id].clone();
             if app.deployment.is_some() && world.converged(&app) {
                 let a = world.apps.get_mut(&id).expect("listed");
-                finished.push((a.deployment.take().expect("checked"), id.clone(), a.version.clone()));
+                finished.push((
+                    a.deployment.take().expect("checked"),
+                    id.clone(),
+                    a.version.clone(),
+                    "ScaleApplication",
+                ));
                 a.replacing = false;
             }
+        }
+        // A deleted app's deployment ends once Mesos has reported each of its tasks gone.
+        let stopped: Vec<String> = world
+            .stopping
+            .iter()
+            .filter(|(_, s)| !s.tasks.iter().any(|t| world.tasks.contains_key(t)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for deployment in stopped {
+            let s = world.stopping.remove(&deployment).expect("listed");
+            finished.push((deployment, s.app.spec.id, s.version, "StopApplication"));
         }
     }
     for (task_id, agent_id) in kills {
         let _ = scheduler.kill(v1::TaskId::new(&task_id), Some(v1::AgentId::new(&agent_id))).await;
     }
-    for (deployment, app, version) in finished {
-        let plan = super::model::event_plan(&deployment, &version, Some(("ScaleApplication", &app)));
+    for (deployment, app, version, action) in finished {
+        if action == "StopApplication" {
+            let _ = shared.events.send(json!({
+                "eventType": "app_terminated_event",
+                "appId": app,
+                "timestamp": timestamp(SystemTime::now()),
+            }));
+        }
+        let plan = super::model::event_plan(&deployment, &version, Some((action, &app)));
         let _ = shared.events.send(json!({
             "eventType": "deployment_step_success",
             "plan": plan,
-            "currentStep": { "actions": [{ "action": "ScaleApplication", "app": app }] },
+            "currentStep": { "actions": [{ "action": action, "app": app }] },
             "timestamp": timestamp(SystemTime::now()),
         }));
         let _ = shared.events.send(json!({
@@ -649,7 +678,11 @@ fn schedule_health_checks(
     let now = Instant::now();
     let world = shared.world.lock();
     due.retain(|(id, _), _| world.tasks.contains_key(id));
-    for task in world.tasks.values().filter(|t| t.state == TaskState::Running && !t.killing) {
+    for task in world
+        .tasks
+        .values()
+        .filter(|t| t.state == TaskState::Running && t.killing.is_none())
+    {
         let Some(app) = world.apps.get(&task.app_id) else { continue };
         // COMMAND checks run on the agent; their results come with the status updates.
         let own = app
@@ -759,9 +792,11 @@ async fn on_health(shared: &Arc<Shared>, scheduler: &Scheduler, outcome: HealthO
                     result.last_failure = Some(now);
                     result.last_failure_cause = Some(cause);
                     result.checked = true;
-                    if check.max_consecutive_failures > 0 && result.consecutive_failures >= check.max_consecutive_failures && !task.killing
+                    if check.max_consecutive_failures > 0
+                        && result.consecutive_failures >= check.max_consecutive_failures
+                        && task.killing.is_none()
                     {
-                        task.killing = true;
+                        task.killing = Some(Instant::now());
                         kill = Some((task.id.clone(), task.agent_id.clone()));
                     }
                 }

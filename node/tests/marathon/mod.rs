@@ -3,6 +3,7 @@
 
 mod api;
 mod conformance;
+mod deployments;
 mod docker_apps;
 mod failover;
 mod health;
