@@ -312,9 +312,8 @@ async fn events(State(shared): State<Arc<Shared>>, params: Params, headers: Head
         "timestamp": timestamp(SystemTime::now()),
     }));
     let stream = broadcast_stream(receiver).filter_map(move |event| {
-        let kind = event.get("eventType").and_then(Value::as_str).unwrap_or("event").to_owned();
-        let keep = wanted.is_empty() || wanted.contains(&kind);
-        async move { keep.then(|| Ok::<_, Infallible>(Event::default().event(kind).data(event.to_string()))) }
+        let keep = wanted.is_empty() || wanted.contains(&event.kind);
+        async move { keep.then(|| Ok::<_, Infallible>(Event::default().event(&event.kind).data(&event.data))) }
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
@@ -327,7 +326,7 @@ async fn events(State(shared): State<Arc<Shared>>, params: Params, headers: Head
 /// consumer with more than `event_stream_max_outstanding_messages` events outstanding. Memory
 /// stays bounded whatever the subscribers do, the others are never held up, and a client that
 /// reconnects knows it missed events (skipping ahead silently would hide the gap).
-fn broadcast_stream(receiver: tokio::sync::broadcast::Receiver<Value>) -> impl futures::Stream<Item = Value> {
+fn broadcast_stream<T: Clone + Send + 'static>(receiver: tokio::sync::broadcast::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::unfold(receiver, |mut receiver| async move {
         match receiver.recv().await {
             Ok(value) => Some((value, receiver)),

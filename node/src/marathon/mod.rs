@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod container;
+pub mod events;
 pub mod http;
 pub mod model;
 pub mod placement;
@@ -29,7 +30,7 @@ use anyhow::Context as _;
 // Locks that cannot poison: a panic elsewhere must never turn every later request into one.
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::Notify;
 use zookeeper_client::Client;
 
 use crate::mesos::v1::TaskState;
@@ -79,7 +80,7 @@ pub struct Shared {
     pub zk: Client,
     pub store: Store,
     pub world: Mutex<World>,
-    pub events: broadcast::Sender<Value>,
+    pub events: events::EventBus,
     /// Wakes the scheduler after an API change.
     pub wake: Notify,
     /// Tasks the API asked to kill: (task id, agent id).
@@ -122,7 +123,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         zk: zk.clone(),
         store,
         world: Mutex::new(World::default()),
-        events: broadcast::channel(1024).0,
+        events: events::EventBus::new(1024),
         wake: Notify::new(),
         kills: Mutex::new(Vec::new()),
         framework_id: Mutex::new(None),
