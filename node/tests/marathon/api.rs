@@ -117,13 +117,7 @@ async fn marathon_runs_scales_spreads_and_answers_like_marathon() {
 async fn marathon_event_stream_reports_api_posts_and_status_updates() {
     let platform = Platform::start(1, 1).await;
     let base = platform.marathons[0].url();
-    let mut stream = platform
-        .http
-        .get(format!("{base}/v2/events"))
-        .header("Accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let mut stream = super::event_stream(&format!("{base}/v2/events")).await;
     platform
         .http
         .post(format!("{base}/v2/apps"))

@@ -195,7 +195,7 @@ async fn marathon_responses_have_the_keys_of_the_reference_examples() {
 async fn marathon_app_life_as_clients_drive_it() {
     let platform = Platform::start(1, 2).await;
     let base = platform.marathons[0].url();
-    let mut events = platform.http.get(format!("{base}/v2/events")).send().await.unwrap();
+    let mut events = super::event_stream(&format!("{base}/v2/events")).await;
 
     // An app that names a sub-resource in its id, posted bare: normalized, with service ports.
     let bare =

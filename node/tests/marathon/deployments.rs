@@ -17,13 +17,8 @@ struct Events {
 }
 
 impl Events {
-    async fn open(http: &reqwest::Client, base: &str) -> Events {
-        let stream = http
-            .get(format!("{base}/v2/events"))
-            .header("Accept", "text/event-stream")
-            .send()
-            .await
-            .unwrap();
+    async fn open(base: &str) -> Events {
+        let stream = super::event_stream(&format!("{base}/v2/events")).await;
         Events {
             stream,
             buffer: String::new(),
@@ -57,6 +52,15 @@ impl Events {
     }
 }
 
+/// Waits until no deployment runs (the app's creation ends on the scheduler's next turn after
+/// its tasks run; a change before that is refused with 409 without `force`).
+async fn settled(http: &reqwest::Client, base: &str) {
+    crate::support::eventually(Duration::from_secs(20), "no deployment", || async {
+        (get_json(http, &format!("{base}/v2/deployments")).await == serde_json::json!([])).then_some(())
+    })
+    .await;
+}
+
 fn types(events: &[Value]) -> Vec<String> {
     events
         .iter()
@@ -84,7 +88,8 @@ async fn a_deployment_that_kills_tasks_ends_only_once_mesos_reports_them_killed(
     let created = http.post(format!("{base}/v2/apps")).body(app).send().await.unwrap();
     assert_eq!(created.status(), 201);
     platform.await_running(0, "/stubborn", 2, false).await;
-    let mut events = Events::open(http, &base).await;
+    settled(http, &base).await;
+    let mut events = Events::open(&base).await;
 
     // Scaling down: the deployment is listed while the task dies, and ends after it is killed.
     let scaled: Value = http
@@ -158,6 +163,7 @@ async fn canceling_a_delete_brings_the_app_back_and_force_only_forgets_it() {
     let app = r#"{"id":"/stubborn","instances":1,"cpus":0.1,"mem":16,"cmd":"trap '' TERM; sleep 600","taskKillGracePeriodSeconds":5}"#;
     assert_eq!(http.post(format!("{base}/v2/apps")).body(app).send().await.unwrap().status(), 201);
     platform.await_running(0, "/stubborn", 1, false).await;
+    settled(http, &base).await;
 
     let deleted: Value = http
         .delete(format!("{base}/v2/apps/stubborn"))

@@ -8,12 +8,7 @@ use super::{Platform, web_app};
 async fn marathon_replaces_a_task_that_fails_its_health_check() {
     let platform = Platform::start(1, 1).await;
     let base = platform.marathons[0].url();
-    let mut stream = platform
-        .http
-        .get(format!("{base}/v2/events?event_type=health_status_changed_event"))
-        .send()
-        .await
-        .unwrap();
+    let mut stream = super::event_stream(&format!("{base}/v2/events?event_type=health_status_changed_event")).await;
     // The task serves `/` but the check asks for a page it never has.
     platform
         .http

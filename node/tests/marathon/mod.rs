@@ -110,6 +110,17 @@ impl Platform {
 }
 
 /// A small web app answering with its task id, with an HTTP health check on `health_path`.
+/// `GET {url}` as an event stream, on a client of its own: the platform's gives up on a
+/// response after 10 s, which a stream outlives on a loaded machine.
+pub async fn event_stream(url: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .header("Accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
 pub fn web_app(id: &str, instances: u32, health_path: &str, constraints: &str) -> String {
     format!(
         r#"{{"id":"{id}","instances":{instances},"cpus":0.1,"mem":32,

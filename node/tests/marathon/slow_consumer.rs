@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::Platform;
-use crate::support::eventually;
 
 /// Events the test causes; each is far larger than the server's socket and write buffers can
 /// hold for the stalled client in total, and they outnumber the event ring (1024) well.
@@ -32,19 +31,17 @@ async fn a_stalled_event_subscriber_is_cut_off_and_holds_up_no_other() {
     let base = platform.marathons[0].url();
 
     // A reader that keeps up, counting the events it gets.
-    let mut reader = platform
-        .http
-        .get(format!("{base}/v2/events?event_type=event_stream_attached"))
-        .header("Accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let mut reader = super::event_stream(&format!("{base}/v2/events?event_type=event_stream_attached")).await;
     let read = Arc::new(AtomicUsize::new(0));
     let counter = read.clone();
-    tokio::spawn(async move {
+    let reader_end = tokio::spawn(async move {
         let mut tail = String::new();
-        while let Ok(Some(chunk)) = reader.chunk().await {
-            tail.push_str(&String::from_utf8_lossy(&chunk));
+        loop {
+            match reader.chunk().await {
+                Ok(Some(chunk)) => tail.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(None) => return "the server ended it".to_string(),
+                Err(e) => return format!("{e}"),
+            }
             let complete = tail.rfind('\n').map_or(0, |i| i + 1);
             counter.fetch_add(tail[..complete].matches(ATTACHED).count(), Ordering::SeqCst);
             tail.drain(..complete);
@@ -59,16 +56,7 @@ async fn a_stalled_event_subscriber_is_cut_off_and_holds_up_no_other() {
 
     // Each subscription is an event sent to every subscriber: EVENTS large ones.
     let padding = "x".repeat(PADDING);
-    for sent in 0..EVENTS {
-        // The reader keeps up by its definition: on a loaded machine it is given the time to,
-        // as a reader more than the event ring behind is cut off like the stalled one.
-        if sent % 256 == 0 {
-            eventually(Duration::from_secs(60), "the reader to keep up", || {
-                let read = read.load(Ordering::SeqCst);
-                async move { (read + 256 >= sent).then_some(()) }
-            })
-            .await;
-        }
+    for _ in 0..EVENTS {
         let mut attach = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         attach.write_all(request(port, &padding).as_bytes()).await.unwrap();
         // The event is sent before the response starts: its first bytes mean it was.
@@ -76,11 +64,24 @@ async fn a_stalled_event_subscriber_is_cut_off_and_holds_up_no_other() {
         attach.read_exact(&mut first).await.unwrap();
     }
 
-    eventually(Duration::from_secs(60), "the reader received every event", || {
-        let read = read.load(Ordering::SeqCst);
-        async move { (read >= EVENTS).then_some(()) }
+    let all = tokio::time::timeout(Duration::from_secs(60), async {
+        while read.load(Ordering::SeqCst) < EVENTS {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
     .await;
+    if all.is_err() {
+        let why = if reader_end.is_finished() {
+            reader_end.await.unwrap()
+        } else {
+            "still open".into()
+        };
+        panic!(
+            "the reader received {} of {EVENTS} events in 60 s; its stream: {why}\n{}",
+            read.load(Ordering::SeqCst),
+            platform.marathons[0].process.log_text()
+        );
+    }
 
     // The stalled subscriber reads at last: what was buffered for it, then the end.
     let mut received = Vec::new();
