@@ -28,6 +28,10 @@ const REFUSE_SECONDS: f64 = 1.0;
 const MAX_INSTANCES_PER_OFFER: u32 = 5;
 /// A task running this long without failing resets its app's backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
+/// How often tasks still staging are reconciled again, and how long after their launch: a
+/// launch lost in a Mesos master failover has no answer until its agent re-registers with
+/// the new leader, and Mesos' reconciliation algorithm asks again until every task has one.
+const RECONCILE_STAGING: Duration = Duration::from_secs(15);
 /// A kill not yet confirmed by Mesos is sent again after this long (Marathon's
 /// `--kill_retry_timeout` default).
 const KILL_RETRY: Duration = Duration::from_secs(10);
@@ -97,6 +101,7 @@ pub async fn run(shared: Arc<Shared>) {
         let _ = scheduler.reconcile(Vec::new()).await;
 
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut reconcile_staging = tokio::time::interval_at(tokio::time::Instant::now() + RECONCILE_STAGING, RECONCILE_STAGING);
         loop {
             tokio::select! {
                 // Cancel-safe: a stream's next() loses nothing when another arm wins.
@@ -121,6 +126,13 @@ pub async fn run(shared: Arc<Shared>) {
                     act(&shared, &scheduler).await;
                     schedule_health_checks(&shared, &mut due, &health_tx);
                 }
+                // Cancel-safe: an interval tick not taken now is taken on the next call.
+                _ = reconcile_staging.tick() => {
+                    let staging = staging_for(&shared.world.lock(), RECONCILE_STAGING);
+                    if !staging.is_empty() && let Err(e) = scheduler.reconcile(staging).await {
+                        tracing::warn!(error = %e, "reconciling staging tasks failed");
+                    }
+                }
                 // Cancel-safe: recv() on an mpsc channel loses no message when dropped.
                 Some(outcome) = health_rx.recv() => on_health(&shared, &scheduler, outcome).await,
                 // Cancel-safe: watch::changed() only marks the value seen.
@@ -134,6 +146,19 @@ pub async fn run(shared: Arc<Shared>) {
             }
         }
     }
+}
+
+/// The tasks launched more than `after` ago that Mesos has not yet reported started.
+fn staging_for(world: &World, after: Duration) -> Vec<v1::ReconcileTask> {
+    world
+        .tasks
+        .values()
+        .filter(|t| t.state == TaskState::Staging && t.staged_at.elapsed().unwrap_or_default() > after)
+        .map(|t| v1::ReconcileTask {
+            task_id: v1::TaskId::new(&t.id),
+            agent_id: Some(v1::AgentId::new(&t.agent_id)),
+        })
+        .collect()
 }
 
 fn offer_view(offer: &v1::Offer) -> OfferView {
@@ -821,5 +846,44 @@ async fn on_health(shared: &Arc<Shared>, scheduler: &Scheduler, outcome: HealthO
     if let Some((task_id, agent_id)) = kill {
         tracing::info!(task_id, "killing a task that failed its health checks");
         let _ = scheduler.kill(v1::TaskId::new(&task_id), Some(v1::AgentId::new(&agent_id))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(id: &str, state: TaskState, age: Duration) -> Task {
+        Task {
+            id: id.into(),
+            app_id: "/www".into(),
+            agent_id: "agent-1".into(),
+            host: "10.0.0.1".into(),
+            ports: vec![],
+            version: "v1".into(),
+            state,
+            staged_at: SystemTime::now() - age,
+            started_at: None,
+            running_since: None,
+            health: vec![],
+            killing: None,
+        }
+    }
+
+    #[test]
+    fn only_tasks_staging_longer_than_the_wait_are_reconciled_again() {
+        let mut world = World::default();
+        for t in [
+            task("lost-launch", TaskState::Staging, Duration::from_secs(40)),
+            task("just-launched", TaskState::Staging, Duration::from_secs(2)),
+            task("started", TaskState::Running, Duration::from_secs(40)),
+        ] {
+            world.tasks.insert(t.id.clone(), t);
+        }
+        let asked: Vec<String> = staging_for(&world, RECONCILE_STAGING)
+            .into_iter()
+            .map(|r| r.task_id.value)
+            .collect();
+        assert_eq!(asked, vec!["lost-launch".to_string()]);
     }
 }
