@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::body_full;
-use bollard::models::{ExecConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest};
+use bollard::models::{ExecConfig, Ipam, IpamConfig, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest};
 use bollard::query_parameters::{
     CreateContainerOptions, DownloadFromContainerOptions, KillContainerOptions, ListContainersOptions, ListNetworksOptions,
     RemoveContainerOptions, StopContainerOptions, UploadToContainerOptions,
@@ -281,6 +281,47 @@ impl DockerBackend {
             && labels.get(labels::RESOURCE).map(String::as_str) == Some(id);
         let unstarted = existing.state.and_then(|s| s.status) == Some(bollard::models::ContainerStateStatusEnum::CREATED);
         ours && unstarted && self.remove_container(name).await.is_ok()
+    }
+
+    /// Removes a network. Docker can keep, for a moment or for good, the endpoint of a
+    /// container it has already removed, and then refuses with "has active endpoints":
+    /// such leftovers (their container is gone) are disconnected by force and the removal is
+    /// tried again, for 5 s at most. A live container's endpoint is left alone: the error
+    /// stands.
+    pub(crate) async fn remove_network(&self, network: &str) -> Result<(), bollard::errors::Error> {
+        let mut attempts = 0;
+        loop {
+            let result = self.docker.remove_network(network).await;
+            let Err(bollard::errors::Error::DockerResponseServerError { status_code: 403, message }) = &result else {
+                return result;
+            };
+            if !message.contains("active endpoints") || attempts == 10 {
+                return result;
+            }
+            attempts += 1;
+            let endpoints = self
+                .docker
+                .inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>)
+                .await?
+                .containers
+                .unwrap_or_default();
+            for (container, endpoint) in endpoints {
+                let gone = matches!(
+                    self.docker
+                        .inspect_container(&container, None::<bollard::query_parameters::InspectContainerOptions>)
+                        .await,
+                    Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+                );
+                if gone {
+                    let leftover = NetworkDisconnectRequest {
+                        container: Some(endpoint.name.unwrap_or(container)),
+                        force: Some(true),
+                    };
+                    let _ = self.docker.disconnect_network(network, leftover).await;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
     }
 
     async fn remove_container(&self, container: &str) -> Result<(), bollard::errors::Error> {
@@ -587,7 +628,7 @@ impl Backend for DockerBackend {
             self.remove_task_containers(cluster, Some(node)).await?;
         }
         let result = match current.kind() {
-            ResourceKind::Network => self.docker.remove_network(&current.provider_id).await,
+            ResourceKind::Network => self.remove_network(&current.provider_id).await,
             _ => self.remove_container(&current.provider_id).await,
         };
         match result {

@@ -177,7 +177,7 @@ impl DockerBackend {
             .map_err(|e| map_err("list task networks", &what, e))?;
         for network in networks {
             let Some(id) = network.id else { continue };
-            match self.docker().remove_network(&id).await {
+            match self.remove_network(&id).await {
                 Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
                 Err(e) => return Err(map_err("remove task network", &what, e)),
             }
