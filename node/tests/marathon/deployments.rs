@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::Platform;
+use super::{Platform, settled};
 use crate::support::get_json;
 
 /// The events of `/v2/events`, parsed as they come.
@@ -52,13 +52,16 @@ impl Events {
     }
 }
 
-/// Waits until no deployment runs (the app's creation ends on the scheduler's next turn after
-/// its tasks run; a change before that is refused with 409 without `force`).
-async fn settled(http: &reqwest::Client, base: &str) {
-    crate::support::eventually(Duration::from_secs(20), "no deployment", || async {
-        (get_json(http, &format!("{base}/v2/deployments")).await == serde_json::json!([])).then_some(())
-    })
-    .await;
+/// `DELETE url`: the deployment id of the answer, which must be 200.
+async fn delete_deployment_of(http: &reqwest::Client, url: &str) -> String {
+    let response = http.delete(url).send().await.unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    assert_eq!(status, 200, "DELETE {url}: {body}");
+    body["deploymentId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("DELETE {url}: no deploymentId in {body}"))
+        .to_string()
 }
 
 fn types(events: &[Value]) -> Vec<String> {
@@ -119,15 +122,7 @@ async fn a_deployment_that_kills_tasks_ends_only_once_mesos_reports_them_killed(
 
     // Deleting: the app is gone at once; its StopApplication deployment is listed until its
     // last task is killed, then app_terminated_event and the deployment's success.
-    let deleted: Value = http
-        .delete(format!("{base}/v2/apps/stubborn"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stop = deleted["deploymentId"].as_str().unwrap().to_string();
+    let stop = delete_deployment_of(http, &format!("{base}/v2/apps/stubborn")).await;
     assert_eq!(http.get(format!("{base}/v2/apps/stubborn")).send().await.unwrap().status(), 404);
     let listed = get_json(http, &format!("{base}/v2/deployments")).await;
     assert_eq!(listed[0]["id"], stop.as_str(), "{listed}");
@@ -165,15 +160,7 @@ async fn canceling_a_delete_brings_the_app_back_and_force_only_forgets_it() {
     platform.await_running(0, "/stubborn", 1, false).await;
     settled(http, &base).await;
 
-    let deleted: Value = http
-        .delete(format!("{base}/v2/apps/stubborn"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stop = deleted["deploymentId"].as_str().unwrap();
+    let stop = delete_deployment_of(http, &format!("{base}/v2/apps/stubborn")).await;
     let rolled_back = http.delete(format!("{base}/v2/deployments/{stop}")).send().await.unwrap();
     assert_eq!(rolled_back.status(), 200);
     let app = get_json(http, &format!("{base}/v2/apps/stubborn")).await;
@@ -181,15 +168,7 @@ async fn canceling_a_delete_brings_the_app_back_and_force_only_forgets_it() {
     platform.await_running(0, "/stubborn", 1, false).await;
 
     // The rollback's own deployment may still run (it waits for the first task to die).
-    let deleted: Value = http
-        .delete(format!("{base}/v2/apps/stubborn?force=true"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let stop = deleted["deploymentId"].as_str().unwrap();
+    let stop = delete_deployment_of(http, &format!("{base}/v2/apps/stubborn?force=true")).await;
     let forgotten = http
         .delete(format!("{base}/v2/deployments/{stop}?force=true"))
         .send()

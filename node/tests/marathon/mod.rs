@@ -110,6 +110,15 @@ impl Platform {
 }
 
 /// A small web app answering with its task id, with an HTTP health check on `health_path`.
+/// Waits until the Marathon at `base` runs no deployment (30 s at most).
+pub async fn settled(http: &reqwest::Client, base: &str) {
+    crate::support::eventually(Duration::from_secs(30), "no deployment running", || async {
+        let deployments = crate::support::try_get_json(http, &format!("{base}/v2/deployments")).await?;
+        deployments.as_array().is_some_and(Vec::is_empty).then_some(())
+    })
+    .await;
+}
+
 /// `GET {url}` as an event stream, on a client of its own: the platform's gives up on a
 /// response after 10 s, which a stream outlives on a loaded machine.
 pub async fn event_stream(url: &str) -> reqwest::Response {
