@@ -90,11 +90,9 @@ fn node_states(cluster: &Cluster) -> Vec<(String, String)> {
 }
 
 /// A cluster whose masters declare a silent agent lost after 1 s × 3 missed pings, on a
-/// network of its own per run in `10.<first + pid % count>.0.0/16`: Docker can keep a network
-/// whose containers were killed and restarted in quick succession ("has active endpoints"),
-/// and a later run must not collide with it.
+/// free network of its own in `10.<first..first + count>.0.0/16`.
 fn fast_failing_cluster(name: &str, first: u32, count: u32) -> Cluster {
-    let vpc_cidr = format!("10.{}.0.0/16", first + std::process::id() % count);
+    let vpc_cidr = support::free_vpc_cidr(first, count);
     let cluster = Cluster::new(
         name,
         &vpc_cidr,

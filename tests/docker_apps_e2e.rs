@@ -117,7 +117,7 @@ fn running(tasks: &[TaskContainer], app: &str) -> Vec<TaskContainer> {
 #[test]
 fn docker_apps_are_served_outlive_agent_restarts_die_with_their_slaves_and_leave_nothing() {
     let image = support::test_app_image();
-    let vpc_cidr = format!("10.{}.0.0/16", 30 + std::process::id() % 30);
+    let vpc_cidr = support::free_vpc_cidr(30, 30);
     let cluster = Cluster::new(
         "dock",
         &vpc_cidr,

@@ -14,7 +14,7 @@ use support::{Cluster, eventually, status_json};
 
 #[test]
 fn the_default_cluster_serves_scales_survives_its_marathon_leader_and_goes_away() {
-    let cluster = Cluster::new("e2e", "10.21.0.0/16", "");
+    let cluster = Cluster::new("e2e", &support::free_vpc_cidr(10, 10), "");
     let up = cluster.paas(&["sim", "up", "--output", "json"]);
     let up: serde_json::Value = serde_json::from_str(&up).expect("up JSON");
     assert_eq!(up["changed"], true);

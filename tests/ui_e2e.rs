@@ -56,36 +56,9 @@ fn marathon_task_ids(cluster: &Cluster) -> Vec<String> {
     ids
 }
 
-/// A `10.X.0.0/16` (X in 60..90) that no Docker network overlaps. Docker can keep a network
-/// of a cluster whose slaves were killed ("has active endpoints" after `sim down`), and a run
-/// must not collide with such a leftover.
-fn free_vpc_cidr() -> String {
-    // A network that another test's cluster removes between the listing and the inspection
-    // is no longer in the way: Docker says it is "not found" and reports the others.
-    let docker = |args: &[&str]| {
-        let out = std::process::Command::new("docker").args(args).output().expect("running docker");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() || stderr.lines().all(|l| l.contains("not found")),
-            "docker {args:?}: {stderr}"
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let ids = docker(&["network", "ls", "-q"]);
-    let mut inspect = vec!["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"];
-    inspect.extend(ids.split_whitespace());
-    let taken = docker(&inspect);
-    let start = std::process::id() % 30;
-    (0..30)
-        .map(|i| format!("10.{}.", 60 + (start + i) % 30))
-        .find(|prefix| !taken.split_whitespace().any(|subnet| subnet.starts_with(prefix.as_str())))
-        .map(|prefix| format!("{prefix}0.0/16"))
-        .unwrap_or_else(|| panic!("every 10.60-89.0.0/16 overlaps a Docker network: {taken}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_works_the_admin_screens_of_a_sim_cluster_through_the_admin_entry() {
-    let vpc_cidr = free_vpc_cidr();
+    let vpc_cidr = support::free_vpc_cidr(60, 30);
     let cluster = Cluster::new(
         "ui",
         &vpc_cidr,

@@ -24,6 +24,34 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A `10.X.0.0/16`, X in `first..first + count` (starting at an offset of this process's
+/// id), that no Docker network overlaps. Docker can keep a network of a cluster that is gone
+/// (a stale endpoint makes it "have active endpoints" with no container on it), and a run
+/// must not collide with such a leftover.
+pub fn free_vpc_cidr(first: u32, count: u32) -> String {
+    // A network that another test's cluster removes between the listing and the inspection
+    // is no longer in the way: Docker says it is "not found" and reports the others.
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker").args(args).output().expect("running docker");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.lines().all(|l| l.contains("not found")),
+            "docker {args:?}: {stderr}"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ids = docker(&["network", "ls", "-q"]);
+    let mut inspect = vec!["network", "inspect", "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"];
+    inspect.extend(ids.split_whitespace());
+    let taken = docker(&inspect);
+    let start = std::process::id() % count;
+    (0..count)
+        .map(|i| format!("10.{}.", first + (start + i) % count))
+        .find(|prefix| !taken.split_whitespace().any(|subnet| subnet.starts_with(prefix.as_str())))
+        .map(|prefix| format!("{prefix}0.0/16"))
+        .unwrap_or_else(|| panic!("every 10.{first}-{}.0.0/16 overlaps a Docker network: {taken}", first + count - 1))
+}
+
 pub fn paas_node_binary() -> PathBuf {
     let paas = PathBuf::from(env!("CARGO_BIN_EXE_paas"));
     let node = paas.with_file_name("paas-node");

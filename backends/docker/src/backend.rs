@@ -287,7 +287,8 @@ impl DockerBackend {
     /// container it has already removed, and then refuses with "has active endpoints":
     /// such leftovers (their container is gone) are disconnected by force and the removal is
     /// tried again, for 5 s at most. A live container's endpoint is left alone: the error
-    /// stands.
+    /// stands. An endpoint Docker counts but lists on no container (Docker 20.10 can lose one
+    /// that way) only a restart of the Docker daemon releases: the error says so.
     pub(crate) async fn remove_network(&self, network: &str) -> Result<(), bollard::errors::Error> {
         let mut attempts = 0;
         loop {
@@ -295,16 +296,27 @@ impl DockerBackend {
             let Err(bollard::errors::Error::DockerResponseServerError { status_code: 403, message }) = &result else {
                 return result;
             };
-            if !message.contains("active endpoints") || attempts == 10 {
+            if !message.contains("active endpoints") {
                 return result;
             }
-            attempts += 1;
             let endpoints = self
                 .docker
                 .inspect_network(network, None::<bollard::query_parameters::InspectNetworkOptions>)
                 .await?
                 .containers
                 .unwrap_or_default();
+            if attempts == 10 {
+                let hint = if endpoints.is_empty() {
+                    "; Docker lists no container on it, so the endpoint is a stale one of a removed container, which only a restart of the Docker daemon releases"
+                } else {
+                    ""
+                };
+                return Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 403,
+                    message: format!("{message}{hint}"),
+                });
+            }
+            attempts += 1;
             for (container, endpoint) in endpoints {
                 let gone = matches!(
                     self.docker
