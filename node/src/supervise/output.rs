@@ -31,13 +31,15 @@ impl ProgramLog {
         self.line(&format!("[supervise] {line}"));
     }
 
+    /// To stdout first: a line in the log file is then on stdout too, even when the
+    /// supervisor exits straight after (it does not wait for the copying threads).
     fn line(&self, line: &str) {
+        let stdout = std::io::stdout();
+        let _ = writeln!(stdout.lock(), "[{}] {line}", self.name);
         if let Some(file) = &self.file {
             let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(file, "{line}");
         }
-        let stdout = std::io::stdout();
-        let _ = writeln!(stdout.lock(), "[{}] {line}", self.name);
     }
 
     /// Copies a pipe's lines on a thread of their own until the pipe closes (the program and
