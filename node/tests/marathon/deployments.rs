@@ -81,17 +81,25 @@ fn position(events: &[String], event: &str) -> usize {
         .unwrap_or_else(|| panic!("no {event} among {}", events.join(", ")))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployment_that_kills_tasks_ends_only_once_mesos_reports_them_killed() {
+/// A platform running `/stubborn`, `instances` tasks that ignore SIGTERM (so does their
+/// sleep), so each kill lasts the grace period, `grace` seconds; its creation has ended.
+async fn stubborn(instances: u32, grace: u32) -> (Platform, String) {
     let platform = Platform::start(1, 1).await;
     let base = platform.marathons[0].url();
-    let http = &platform.http;
-    // Its tasks ignore SIGTERM (so does their sleep), so each kill lasts the grace period.
-    let app = r#"{"id":"/stubborn","instances":2,"cpus":0.1,"mem":16,"cmd":"trap '' TERM; sleep 600","taskKillGracePeriodSeconds":2}"#;
-    let created = http.post(format!("{base}/v2/apps")).body(app).send().await.unwrap();
+    let app = format!(
+        r#"{{"id":"/stubborn","instances":{instances},"cpus":0.1,"mem":16,"cmd":"trap '' TERM; sleep 600","taskKillGracePeriodSeconds":{grace}}}"#
+    );
+    let created = platform.http.post(format!("{base}/v2/apps")).body(app).send().await.unwrap();
     assert_eq!(created.status(), 201);
-    platform.await_running(0, "/stubborn", 2, false).await;
-    settled(http, &base).await;
+    platform.await_running(0, "/stubborn", instances as usize, false).await;
+    settled(&platform.http, &base).await;
+    (platform, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_that_kills_tasks_ends_only_once_mesos_reports_them_killed() {
+    let (platform, base) = stubborn(2, 2).await;
+    let http = &platform.http;
     let mut events = Events::open(&base).await;
 
     // Scaling down: the deployment is listed while the task dies, and ends after it is killed.
@@ -152,13 +160,8 @@ async fn a_deployment_that_kills_tasks_ends_only_once_mesos_reports_them_killed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canceling_a_delete_brings_the_app_back_and_force_only_forgets_it() {
-    let platform = Platform::start(1, 1).await;
-    let base = platform.marathons[0].url();
+    let (platform, base) = stubborn(1, 5).await;
     let http = &platform.http;
-    let app = r#"{"id":"/stubborn","instances":1,"cpus":0.1,"mem":16,"cmd":"trap '' TERM; sleep 600","taskKillGracePeriodSeconds":5}"#;
-    assert_eq!(http.post(format!("{base}/v2/apps")).body(app).send().await.unwrap().status(), 201);
-    platform.await_running(0, "/stubborn", 1, false).await;
-    settled(http, &base).await;
 
     let stop = delete_deployment_of(http, &format!("{base}/v2/apps/stubborn")).await;
     let rolled_back = http.delete(format!("{base}/v2/deployments/{stop}")).send().await.unwrap();
