@@ -5,7 +5,7 @@
 //! tick (scale down, roll replacements, kill unhealthy or stuck tasks). HTTP handlers only
 //! change the [`World`] and wake the loop.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -588,7 +588,7 @@ async fn act(shared: &Arc<Shared>, scheduler: &Scheduler) {
         let mut world = shared.world.lock();
         let launch_timeout = shared.config.task_launch_timeout;
         let apps: Vec<App> = world.apps.values().cloned().collect();
-        let deleted: Vec<String> = world.stopping.values().flat_map(|s| s.tasks.iter().cloned()).collect();
+        let deleted: BTreeSet<String> = world.stopping.values().flat_map(|s| s.tasks.iter().cloned()).collect();
         for task in world.tasks.values_mut() {
             // A deleted app's task stays deleted even if an app of its id comes back.
             let orphaned = !apps.iter().any(|a| a.spec.id == task.app_id) || deleted.contains(&task.id);
